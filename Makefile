@@ -1,0 +1,69 @@
+# FoodOps Lakehouse — the commands the README names.
+#   make run    install, generate 3 days of sample data, materialise every asset, print a summary
+#   make test   install, run the test suite
+#   make ui     install, start the Dagster UI on http://127.0.0.1:3000
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+export DAGSTER_HOME ?= $(CURDIR)/.foodops/dagster_home
+export FOODOPS_LANDING_ROOT ?= $(CURDIR)/.foodops/landing
+export FOODOPS_LAKE_ROOT ?= $(CURDIR)/.foodops/lake
+
+DAYS ?= 3
+ORDERS_PER_DAY ?= 2000
+# the last DAYS complete UTC days
+FIRST_DAY := $(shell python3 -c "import datetime as d; print(d.datetime.now(d.timezone.utc).date() - d.timedelta(days=$(DAYS)))")
+LAST_DAY := $(shell python3 -c "import datetime as d; print(d.datetime.now(d.timezone.utc).date() - d.timedelta(days=1))")
+
+DAILY_ASSETS := orders_raw,orders_valid,restaurant_daily_sales,city_hourly_demand
+REFERENCE_ASSETS := restaurants,dishes
+
+.PHONY: install run test ui lint bench clean lock dagster-home
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	@command -v java >/dev/null || { echo "Java 17 is required (apt install openjdk-17-jre-headless)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $(STAMP)
+
+dagster-home:
+	@mkdir -p "$(DAGSTER_HOME)"
+	@cp resources/dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+
+run: install dagster-home
+	$(BIN)/foodops generate --landing-root "$(FOODOPS_LANDING_ROOT)" --start $(FIRST_DAY) \
+		--days $(DAYS) --orders-per-day $(ORDERS_PER_DAY) --files-per-day 4 --bad-rate 0.02 --seed 42
+	$(BIN)/dagster asset materialize -m foodops_assets --select $(REFERENCE_ASSETS)
+	$(BIN)/dagster asset materialize -m foodops_assets --select $(DAILY_ASSETS) \
+		--partition-range $(FIRST_DAY)...$(LAST_DAY)
+	@echo
+	@$(BIN)/foodops summary
+
+test: install
+	$(BIN)/ruff check foodops_assets foodops_assets_tests bench
+	$(BIN)/python -m pytest
+
+ui: install dagster-home
+	@echo "Dagster UI on http://127.0.0.1:3000 (Ctrl-C to stop)"
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+lint: install
+	$(BIN)/ruff check foodops_assets foodops_assets_tests bench
+
+# Re-freeze the transitive dependency set after changing pins in pyproject.toml.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade pip==25.3
+	.venv-lock/bin/python -m pip install --quiet ".[dev]"
+	.venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^foodops' > requirements.lock
+	rm -rf .venv-lock
+
+clean:
+	rm -rf .foodops

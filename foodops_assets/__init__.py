@@ -1,0 +1,5 @@
+"""FoodOps Lakehouse: the Dagster code location (``dagster ... -m foodops_assets``)."""
+
+from .definitions import defs
+
+__all__ = ["defs"]

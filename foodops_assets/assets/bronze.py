@@ -1,0 +1,149 @@
+"""Bronze: landing files -> Delta, every line kept (DESIGN.md section 4)."""
+
+import dagster as dg
+from pyspark.sql import functions as F
+
+from ..contracts import Contract
+from ..contracts.spark import rule_passes
+from ..lakehouse.landing import LandingError, read_whole_files
+from ..lakehouse.resource import LakehouseResource
+from ..lakehouse.spark import SparkResource
+from ..lakehouse.tables import TableRef
+from ..transforms.bronze import parse_records, partition_date_from_path, split_lines
+from .common import (
+    KINDS,
+    commit_metadata,
+    contract_definition_metadata,
+    contract_descriptions,
+    partition_label,
+    run_days,
+    write_metadata,
+)
+
+
+def daily_bronze_asset(
+    table: TableRef, contract: Contract, partitions_def: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
+    """Bronze table of a daily landing source (orders, deliveries, reviews)."""
+
+    @dg.asset(
+        name=table.name,
+        group_name="bronze",
+        description=f"Every landed {contract.name} line, parsed against its contract. {contract.description}",
+        owners=[contract.owner],
+        kinds=KINDS,
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        metadata=contract_definition_metadata(contract),
+        tags={"layer": "bronze", "source": contract.name},
+    )
+    def _bronze(
+        context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
+    ) -> dg.MaterializeResult:
+        days = run_days(context)
+        try:
+            by_day = lakehouse.landing.daily_files(contract.name, days)
+        except LandingError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from None
+        paths = [f.path for files in by_day.values() for f in files]
+        context.log.info(f"{contract.name}: reading {len(paths)} files for {partition_label(days)}")
+
+        session = spark.spark_session
+        files = read_whole_files(session, paths)
+        lines = split_lines(files)
+        bronze = parse_records(lines, contract, partition_date_from_path("source_file"))
+        write = lakehouse.write_partitions(
+            bronze,
+            table,
+            {"partition_date": days},
+            description=f"bronze {contract.name}",
+            commit_metadata=commit_metadata(context, table.name, days),
+        )
+        stats = _bronze_stats(lakehouse, session, table, days, files)
+        return dg.MaterializeResult(
+            metadata={
+                **write_metadata(write, bronze.schema, contract_descriptions(contract)),
+                "files_read": len(paths),
+                "landing_bytes": sum(f.size for files in by_day.values() for f in files),
+                **stats,
+            }
+        )
+
+    return _bronze
+
+
+def _bronze_stats(lakehouse, session, table, days, files) -> dict:
+    """Line accounting of the written partitions, read back from the table."""
+    written = lakehouse.read(session, table, {"partition_date": days})
+    row = written.agg(
+        F.count(F.lit(1)).alias("lines"),
+        F.count("_rescued_data").alias("rescued"),
+        F.count("_parse_error").alias("unparseable"),
+        F.count("_extra_fields").alias("with_extra_fields"),
+    ).first()
+    extra = [
+        r["field"]
+        for r in written.select(F.explode("_extra_fields").alias("field")).distinct().collect()
+    ]
+    total_lines = files.select(
+        F.sum(F.size(F.split(F.regexp_replace("content", r"\r?\n$", ""), "\r?\n"))).alias("n")
+    ).first()["n"]
+    return {
+        "lines": row["lines"],
+        "blank_lines_skipped": max(int(total_lines or 0) - row["lines"], 0),
+        "rescued_lines": row["rescued"],
+        "unparseable_lines": row["unparseable"],
+        "lines_with_extra_fields": row["with_extra_fields"],
+        "extra_fields_seen": ", ".join(sorted(extra)) or "-",
+    }
+
+
+def snapshot_bronze_asset(table: TableRef, contract: Contract) -> dg.AssetsDefinition:
+    """Bronze table of a reference source (restaurants, dishes): the newest full snapshot."""
+
+    @dg.asset(
+        name=table.name,
+        group_name="bronze",
+        description=f"Newest {contract.name} snapshot, every line kept. {contract.description}",
+        owners=[contract.owner],
+        kinds=KINDS,
+        metadata=contract_definition_metadata(contract),
+        tags={"layer": "bronze", "source": contract.name},
+    )
+    def _snapshot(
+        context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
+    ) -> dg.MaterializeResult:
+        try:
+            snapshot = lakehouse.landing.newest_snapshot(contract.name)
+        except LandingError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from None
+        context.log.info(f"{contract.name}: loading snapshot {snapshot.path}")
+        session = spark.spark_session
+        bronze = parse_records(split_lines(read_whole_files(session, [snapshot.path])), contract)
+        write = lakehouse.write_table(
+            bronze,
+            table,
+            description=f"bronze {contract.name} (newest snapshot)",
+            commit_metadata=commit_metadata(context, table.name),
+        )
+        written = lakehouse.read(session, table)
+        breaking = {rule.name: written.where(~rule_passes(rule)).count() for rule in contract.rules}
+        key = list(contract.primary_key)
+        duplicate_keys = (
+            written.where(F.col(key[0]).isNotNull())
+            .groupBy(*key)
+            .count()
+            .where("count > 1")
+            .count()
+        )
+        return dg.MaterializeResult(
+            metadata={
+                **write_metadata(write, bronze.schema, contract_descriptions(contract)),
+                "snapshot_file": dg.MetadataValue.path(snapshot.path),
+                "unparseable_lines": written.where(F.col("_parse_error").isNotNull()).count(),
+                "duplicate_keys": duplicate_keys,
+                **{f"rule_failures/{name}": n for name, n in breaking.items()},
+            }
+        )
+
+    return _snapshot

@@ -1,0 +1,347 @@
+"""Silver: validated, deduplicated records; rejects into the dead-letter queue.
+
+Each silver asset audits before it publishes. It validates the bronze
+partitions, runs its checks on the result, and only when every blocking
+check passes writes the DLQ rows of its source and then the silver rows
+(each one atomic Delta commit). When a circuit breaker trips, nothing is
+written, the run fails, and consumers keep reading the last good version.
+
+``dead_letter_queue`` is one Delta table shared by all sources. It is
+written by the silver step of each source (replacing only that source's rows
+of the partition), which reports the DLQ materialisation with its own
+metadata, so the table's history in Dagster shows every write.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from ..checks import names, quality
+from ..contracts import Contract
+from ..lakehouse.delta import TableNotMaterialized
+from ..lakehouse.resource import LakehouseResource
+from ..lakehouse.spark import SparkResource
+from ..lakehouse.tables import DEAD_LETTER_QUEUE, DISHES, RESTAURANTS, TableRef
+from ..transforms.silver import (
+    DLQ,
+    DUPLICATE,
+    SILVER,
+    Validated,
+    dlq_counts_by_rule,
+    silver_schema,
+    validate,
+)
+from .common import (
+    KINDS,
+    PLATFORM_OWNER,
+    commit_metadata,
+    contract_definition_metadata,
+    contract_descriptions,
+    identity_lineage,
+    partition_label,
+    run_days,
+    run_window,
+    table_schema,
+    write_metadata,
+)
+
+DLQ_DESCRIPTIONS = {
+    "source": "Landing source of the rejected record (orders, deliveries, reviews).",
+    "partition_date": "Partition the record was landed for.",
+    "raw_record": "The record as landed (the original line when it did not parse), for replay.",
+    "failed_rules": "Every contract rule the record breaks.",
+    "parse_error": "Why the line did not parse cleanly, when it did not.",
+    "source_file": "Landing file the record came from.",
+    "source_line": "1-based line of the record in its landing file.",
+    "ingested_at": "When the record's landing file landed (UTC).",
+}
+
+
+class SilverConfig(dg.Config):
+    """Run-time overrides of the contract's thresholds (launchpad / run config)."""
+
+    max_dlq_rate: float | None = Field(
+        default=None, description="override the contract's sla.max_dlq_rate (0..1)"
+    )
+    max_orphan_rate: float | None = Field(
+        default=None, description="override the contract's sla.max_orphan_rate (0..1)"
+    )
+
+
+ReferenceCheck = Callable[
+    [DataFrame, SparkSession, LakehouseResource, SilverConfig, Contract], dg.AssetCheckResult
+]
+
+
+@dataclass(frozen=True)
+class SilverSource:
+    contract: Contract
+    bronze: TableRef
+    silver: TableRef
+    reference_deps: tuple[str, ...] = ()
+    reference_check: tuple[str, ReferenceCheck] | None = None
+    extra_metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    contract = src.contract
+    key = ", ".join(contract.primary_key)
+    specs = [
+        dg.AssetCheckSpec(
+            names.NOT_EMPTY,
+            asset=src.silver.name,
+            blocking=True,
+            description="Circuit breaker: every partition has at least one valid record.",
+        ),
+        dg.AssetCheckSpec(
+            names.DLQ_RATE,
+            asset=src.silver.name,
+            blocking=True,
+            description="Share of landed records rejected to the DLQ stays under the contract's max_dlq_rate.",
+        ),
+        dg.AssetCheckSpec(
+            names.UNIQUE_KEY,
+            asset=src.silver.name,
+            blocking=True,
+            description=f"{key} is unique within each partition.",
+        ),
+        dg.AssetCheckSpec(
+            names.CONSERVATION,
+            asset=src.silver.name,
+            blocking=True,
+            description="bronze rows = silver rows + DLQ rows + duplicates dropped, per partition.",
+        ),
+        dg.AssetCheckSpec(
+            names.CONTRACT,
+            asset=src.silver.name,
+            blocking=True,
+            description=f"The {contract.name} data contract, validated by pandera.",
+        ),
+    ]
+    if src.reference_check is not None:
+        specs.append(
+            dg.AssetCheckSpec(
+                src.reference_check[0],
+                asset=src.silver.name,
+                blocking=True,
+                description="Referential integrity to the reference tables, within the contract's tolerance.",
+            )
+        )
+
+    @dg.asset(
+        name=src.silver.name,
+        group_name="silver",
+        description=(
+            f"Validated {contract.name}, deduplicated on {key}; rejects go to dead_letter_queue. "
+            f"{contract.description}"
+        ),
+        owners=[contract.owner],
+        kinds=KINDS,
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[src.bronze.name, *src.reference_deps],
+        check_specs=specs,
+        metadata={
+            **contract_definition_metadata(contract),
+            "dagster/column_schema": table_schema(
+                silver_schema(contract), contract_descriptions(contract)
+            ),
+        },
+        tags={"layer": "silver", "source": contract.name},
+    )
+    def _silver(
+        context: dg.AssetExecutionContext,
+        config: SilverConfig,
+        spark: SparkResource,
+        lakehouse: LakehouseResource,
+    ):
+        days = run_days(context)
+        start, end = run_window(context)
+        session = spark.spark_session
+        where = {"partition_date": days}
+
+        bronze = lakehouse.read(session, src.bronze, where)
+        validated = validate(bronze, contract, start, end)
+        classified = validated.classified.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            validated = Validated(classified, contract)
+            by_dest, conflicts = _counts_by_day(validated)
+            bronze_by_day = _count_by_day(bronze)
+            valid_df, rejected_df = validated.valid, validated.rejected
+            rule_counts = {
+                r["rule"]: r["records"] for r in dlq_counts_by_rule(rejected_df).collect()
+            }
+            max_dlq_rate = _threshold(config.max_dlq_rate, contract, "max_dlq_rate", 0.1)
+
+            results = [
+                quality.not_empty(by_dest[SILVER], days),
+                quality.dlq_rate(bronze_by_day, by_dest[DLQ], max_dlq_rate),
+                quality.unique_key(valid_df, contract.primary_key),
+                quality.conservation(
+                    bronze_by_day, by_dest[SILVER], by_dest[DLQ], by_dest[DUPLICATE]
+                ),
+                quality.contract(valid_df, contract, start, end),
+            ]
+            if src.reference_check is not None:
+                results.append(
+                    src.reference_check[1](valid_df, session, lakehouse, config, contract)
+                )
+
+            failed = [r for r in results if not r.passed]
+            if failed:
+                yield from results
+                raise dg.Failure(
+                    description=(
+                        f"Circuit breaker tripped for {src.silver.name} {partition_label(days)}: "
+                        + "; ".join(f"{r.check_name}: {r.description}" for r in failed)
+                        + f". Nothing was written: {_live_version(lakehouse, src.silver)}."
+                    ),
+                    metadata={"failed_checks": ", ".join(r.check_name or "" for r in failed)},
+                    allow_retries=False,
+                )
+
+            dlq_write = lakehouse.write_partitions(
+                rejected_df,
+                DEAD_LETTER_QUEUE,
+                {"partition_date": days, "source": [contract.name]},
+                description="dead-letter queue of every source",
+                commit_metadata=commit_metadata(context, DEAD_LETTER_QUEUE.name, days),
+            )
+            for day in days:
+                yield dg.AssetMaterialization(
+                    asset_key=DEAD_LETTER_QUEUE.name,
+                    partition=day.isoformat(),
+                    description=f"{contract.name} rejects of {day.isoformat()}",
+                    metadata={
+                        "source": contract.name,
+                        "dlq_rows": by_dest[DLQ].get(day, 0),
+                        "delta_version": dlq_write.version,
+                        "table_uri": dg.MetadataValue.path(dlq_write.table_uri),
+                        "dagster/uri": dlq_write.table_uri,
+                        "written_by": src.silver.name,
+                    },
+                )
+            write = lakehouse.write_partitions(
+                valid_df,
+                src.silver,
+                where,
+                description=f"silver {contract.name}",
+                commit_metadata=commit_metadata(context, src.silver.name, days),
+            )
+            dups = sum(by_dest[DUPLICATE].values())
+            yield dg.MaterializeResult(
+                metadata={
+                    **write_metadata(write, valid_df.schema, contract_descriptions(contract)),
+                    "dagster/column_lineage": identity_lineage(
+                        src.bronze.name, contract.column_names
+                    ),
+                    "bronze_rows": sum(bronze_by_day.values()),
+                    "silver_rows": sum(by_dest[SILVER].values()),
+                    "dlq_rows": sum(by_dest[DLQ].values()),
+                    "duplicates_dropped": dups,
+                    "conflicting_duplicates": conflicts,
+                    "conservation_holds": results[3].passed,
+                    "dlq_rate": float(results[1].metadata["dlq_rate"].value),
+                    "dlq_delta_version": dlq_write.version,
+                    **{
+                        f"dlq_rule/{rule}": rule_counts.get(rule, 0) for rule in contract.rule_names
+                    },
+                    **src.extra_metadata,
+                },
+                check_results=results,
+            )
+        finally:
+            classified.unpersist()
+
+    return _silver
+
+
+def _live_version(lakehouse: LakehouseResource, table: TableRef) -> str:
+    version = lakehouse.store.version(table)
+    if version is None:
+        return f"{table.name} does not exist yet"
+    return f"readers stay on {table.name} version {version}"
+
+
+def _threshold(override: float | None, contract: Contract, key: str, default: float) -> float:
+    value = override if override is not None else contract.sla_value(key, default)
+    if not 0 <= float(value) <= 1:
+        raise dg.Failure(f"{key}={value!r} must be a share between 0 and 1", allow_retries=False)
+    return float(value)
+
+
+def _count_by_day(df: DataFrame) -> dict:
+    return {
+        r["partition_date"]: r["n"]
+        for r in df.groupBy("partition_date").agg(F.count(F.lit(1)).alias("n")).collect()
+    }
+
+
+def _counts_by_day(validated: Validated) -> tuple[dict[str, dict], int]:
+    """Rows per destination and day, and the number of conflicting duplicates."""
+    out: dict[str, dict] = {SILVER: {}, DLQ: {}, DUPLICATE: {}}
+    conflicts = 0
+    for r in validated.counts().collect():
+        out[r["_dest"]][r["partition_date"]] = r["rows"]
+        conflicts += int(r["conflicts"] or 0)
+    return out, conflicts
+
+
+def orders_reference_check(
+    valid: DataFrame,
+    session: SparkSession,
+    lakehouse: LakehouseResource,
+    config: SilverConfig,
+    contract: Contract,
+) -> dg.AssetCheckResult:
+    try:
+        restaurants = lakehouse.read(session, RESTAURANTS)
+        dishes = lakehouse.read(session, DISHES)
+    except TableNotMaterialized:
+        restaurants = dishes = None
+    tolerance = _threshold(config.max_orphan_rate, contract, "max_orphan_rate", 0.01)
+    return quality.known_restaurants_and_dishes(valid, restaurants, dishes, tolerance)
+
+
+ORDERS_REFERENCE_CHECK = (names.KNOWN_RESTAURANTS_AND_DISHES, orders_reference_check)
+
+
+def dead_letter_queue_spec(
+    partitions_def: dg.PartitionsDefinition, sources: list[str]
+) -> dg.AssetSpec:
+    """The shared DLQ table. Written (and reported) by the silver step of each source."""
+    from pyspark.sql import types as T
+
+    schema = T.StructType(
+        [
+            T.StructField("source", T.StringType()),
+            T.StructField("partition_date", T.DateType()),
+            T.StructField("raw_record", T.StringType()),
+            T.StructField("failed_rules", T.ArrayType(T.StringType())),
+            T.StructField("parse_error", T.StringType()),
+            T.StructField("source_file", T.StringType()),
+            T.StructField("source_line", T.LongType()),
+            T.StructField("ingested_at", T.TimestampType()),
+        ]
+    )
+    return dg.AssetSpec(
+        key=DEAD_LETTER_QUEUE.name,
+        group_name="silver",
+        description=(
+            "Every rejected record of every source, once, with the rules it broke and its raw "
+            "text for replay. Written by the silver step of each source, which replaces only "
+            "its own rows of the partition."
+        ),
+        owners=[PLATFORM_OWNER],
+        kinds=KINDS,
+        partitions_def=partitions_def,
+        deps=sources,
+        metadata={"dagster/column_schema": table_schema(schema, DLQ_DESCRIPTIONS)},
+        tags={"layer": "silver"},
+    )

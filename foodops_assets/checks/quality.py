@@ -1,0 +1,233 @@
+"""Data-quality checks computed on the data an asset is about to publish.
+
+Each function takes Spark DataFrames (and thresholds) and returns an
+``AssetCheckResult`` whose metadata carries the numbers behind the verdict,
+so the UI says why a check failed, not just that it did. The assets run
+them before they write (audit, then publish): a failed blocking check means
+nothing is written and consumers stay on the last good version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+
+import dagster as dg
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from ..contracts import Contract
+from ..contracts.pandera_schema import validate as pandera_validate
+from . import names
+
+
+def _result(name: str, passed: bool, description: str, **metadata) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=bool(passed),
+        description=description,
+        metadata={k: v for k, v in metadata.items() if v is not None},
+    )
+
+
+def not_empty(valid_by_day: Mapping[dt.date, int], days: Sequence[dt.date]) -> dg.AssetCheckResult:
+    """The seeds' circuit breaker: zero valid records means something upstream broke."""
+    empty = [d.isoformat() for d in days if valid_by_day.get(d, 0) == 0]
+    return _result(
+        names.NOT_EMPTY,
+        not empty,
+        "every partition has valid records"
+        if not empty
+        else f"Circuit breaker: zero valid records for {', '.join(empty)}",
+        empty_partitions=", ".join(empty) or "-",
+        valid_rows=sum(valid_by_day.values()),
+    )
+
+
+def dlq_rate(
+    bronze_by_day: Mapping[dt.date, int],
+    dlq_by_day: Mapping[dt.date, int],
+    max_rate: float,
+) -> dg.AssetCheckResult:
+    rates = {d: (dlq_by_day.get(d, 0) / n if n else 0.0) for d, n in sorted(bronze_by_day.items())}
+    worst_day, worst = max(rates.items(), key=lambda kv: kv[1], default=(None, 0.0))
+    over = [f"{d.isoformat()} ({r:.2%})" for d, r in rates.items() if r > max_rate]
+    return _result(
+        names.DLQ_RATE,
+        not over,
+        f"DLQ rate at most {max_rate:.2%} in every partition"
+        if not over
+        else f"DLQ rate above {max_rate:.2%}: {', '.join(over)}",
+        dlq_rate=float(worst),
+        max_dlq_rate=float(max_rate),
+        worst_partition=worst_day.isoformat() if worst_day else "-",
+        dlq_rows=sum(dlq_by_day.values()),
+        bronze_rows=sum(bronze_by_day.values()),
+    )
+
+
+def unique_key(valid: DataFrame, key: Sequence[str]) -> dg.AssetCheckResult:
+    dupes = valid.groupBy("partition_date", *key).count().where(F.col("count") > 1)
+    n = dupes.count()
+    sample = [", ".join(str(r[k]) for k in key) for r in dupes.limit(5).collect()] if n else []
+    return _result(
+        names.UNIQUE_KEY,
+        n == 0,
+        f"{', '.join(key)} unique per partition"
+        if n == 0
+        else f"{n} {', '.join(key)} values occur more than once",
+        duplicate_keys=n,
+        sample=", ".join(sample) or "-",
+    )
+
+
+def conservation(
+    bronze_by_day: Mapping[dt.date, int],
+    valid_by_day: Mapping[dt.date, int],
+    dlq_by_day: Mapping[dt.date, int],
+    dups_by_day: Mapping[dt.date, int],
+) -> dg.AssetCheckResult:
+    """bronze rows = silver rows + DLQ rows + duplicates dropped, per partition."""
+    rows = []
+    broken = []
+    for day in sorted(bronze_by_day):
+        b, v, q, d = (
+            bronze_by_day.get(day, 0),
+            valid_by_day.get(day, 0),
+            dlq_by_day.get(day, 0),
+            dups_by_day.get(day, 0),
+        )
+        rows.append(
+            dg.TableRecord(
+                {
+                    "partition": day.isoformat(),
+                    "bronze": b,
+                    "silver": v,
+                    "dlq": q,
+                    "duplicates": d,
+                    "holds": b == v + q + d,
+                }
+            )
+        )
+        if b != v + q + d:
+            broken.append(f"{day.isoformat()}: {b} != {v} + {q} + {d}")
+    return _result(
+        names.CONSERVATION,
+        not broken,
+        "bronze = silver + DLQ + duplicates in every partition"
+        if not broken
+        else f"records lost or invented: {'; '.join(broken)}",
+        conservation=dg.MetadataValue.table(
+            rows,
+            schema=dg.TableSchema(
+                columns=[
+                    dg.TableColumn("partition", "string"),
+                    dg.TableColumn("bronze", "int"),
+                    dg.TableColumn("silver", "int"),
+                    dg.TableColumn("dlq", "int"),
+                    dg.TableColumn("duplicates", "int"),
+                    dg.TableColumn("holds", "bool"),
+                ]
+            ),
+        ),
+    )
+
+
+def known_restaurants_and_dishes(
+    orders: DataFrame,
+    restaurants: DataFrame | None,
+    dishes: DataFrame | None,
+    max_orphan_rate: float,
+) -> dg.AssetCheckResult:
+    """Orders point to known restaurants, and to dishes on that restaurant's menu."""
+    if restaurants is None or dishes is None:
+        return _result(
+            names.KNOWN_RESTAURANTS_AND_DISHES,
+            False,
+            "restaurants/dishes reference tables are missing: materialize restaurants and dishes",
+        )
+    known_r = (
+        restaurants.where(F.col("restaurant_id").isNotNull()).select("restaurant_id").distinct()
+    )
+    menu = (
+        dishes.where(F.col("dish_id").isNotNull())
+        .select("dish_id", F.col("restaurant_id").alias("_menu_restaurant"))
+        .dropDuplicates(["dish_id"])
+    )
+    joined = (
+        orders.select("order_id", "restaurant_id", "dish_id")
+        .join(known_r.withColumn("_known_r", F.lit(True)), "restaurant_id", "left")
+        .join(menu, "dish_id", "left")
+    )
+    row = joined.agg(
+        F.count(F.lit(1)).alias("orders"),
+        F.sum(F.when(F.col("_known_r").isNull(), 1).otherwise(0)).alias("unknown_restaurant"),
+        F.sum(F.when(F.col("_menu_restaurant").isNull(), 1).otherwise(0)).alias("unknown_dish"),
+        F.sum(
+            F.when(
+                F.col("_menu_restaurant").isNotNull()
+                & (F.col("_menu_restaurant") != F.col("restaurant_id")),
+                1,
+            ).otherwise(0)
+        ).alias("dish_not_on_menu"),
+        F.sum(
+            F.when(
+                F.col("_known_r").isNull()
+                | F.col("_menu_restaurant").isNull()
+                | (F.col("_menu_restaurant") != F.col("restaurant_id")),
+                1,
+            ).otherwise(0)
+        ).alias("orphans"),
+    ).first()
+    total = row["orders"] or 0
+    orphans = row["orphans"] or 0
+    rate = orphans / total if total else 0.0
+    return _result(
+        names.KNOWN_RESTAURANTS_AND_DISHES,
+        rate <= max_orphan_rate,
+        f"{orphans} of {total} orders ({rate:.2%}) reference unknown restaurants or dishes "
+        f"(tolerance {max_orphan_rate:.2%})",
+        orphan_rate=float(rate),
+        max_orphan_rate=float(max_orphan_rate),
+        unknown_restaurant=int(row["unknown_restaurant"] or 0),
+        unknown_dish=int(row["unknown_dish"] or 0),
+        dish_not_on_menu=int(row["dish_not_on_menu"] or 0),
+    )
+
+
+def contract(
+    valid: DataFrame,
+    contract_: Contract,
+    window_start: dt.datetime,
+    window_end: dt.datetime,
+) -> dg.AssetCheckResult:
+    report = pandera_validate(valid, contract_, window_start, window_end)
+    return _result(
+        names.CONTRACT,
+        report.passed,
+        f"{contract_.name} contract v{contract_.version} (pandera): {report.summary}",
+        pandera_errors=dg.MetadataValue.json(report.errors) if report.errors else None,
+    )
+
+
+def revenue_reconciles(
+    gold_by_day: Mapping[dt.date, Decimal], silver_by_day: Mapping[dt.date, Decimal]
+) -> dg.AssetCheckResult:
+    """Gold revenue equals silver revenue to the cent, per partition."""
+    days = sorted(set(gold_by_day) | set(silver_by_day))
+    off = []
+    for d in days:
+        g = gold_by_day.get(d) or Decimal("0.00")
+        s = silver_by_day.get(d) or Decimal("0.00")
+        if g != s:
+            off.append(f"{d.isoformat()}: gold {g} vs silver {s}")
+    return _result(
+        names.REVENUE_RECONCILES,
+        not off,
+        "gold revenue equals silver revenue to the cent"
+        if not off
+        else f"revenue does not reconcile: {'; '.join(off)}",
+        gold_revenue=float(sum(gold_by_day.values(), Decimal("0"))),
+        silver_revenue=float(sum(silver_by_day.values(), Decimal("0"))),
+    )

@@ -1,0 +1,23 @@
+"""Data contracts (``resources/contracts/*.yaml``) and what is derived from them."""
+
+from .model import (
+    CONTRACTS_DIR,
+    PARSEABLE_RULE,
+    Contract,
+    ContractColumn,
+    ContractError,
+    Rule,
+    load_contract,
+    parse_contract,
+)
+
+__all__ = [
+    "CONTRACTS_DIR",
+    "PARSEABLE_RULE",
+    "Contract",
+    "ContractColumn",
+    "ContractError",
+    "Rule",
+    "load_contract",
+    "parse_contract",
+]

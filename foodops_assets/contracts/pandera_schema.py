@@ -1,0 +1,132 @@
+"""The contract as a pandera schema, validated against published silver data.
+
+The DLQ rules already keep bad records out of silver; this is the
+independent second opinion the seeds ask for ("enforced data contracts"):
+the column types, presence and value checks that silver promises its
+consumers, checked by pandera rather than by our own code.
+
+``pandera.pyspark`` is imported lazily: importing it sets process environment
+variables and imports pyspark.pandas, which has no place at import time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from .model import Contract, Rule
+from .spark import spark_type
+
+_PRESENCE_CHECKS = {"not_blank", "not_null", "positive", "in_set", "between", "in_partition_window"}
+
+
+@dataclass(frozen=True)
+class PanderaReport:
+    passed: bool
+    errors: dict[str, Any]
+
+    @property
+    def summary(self) -> str:
+        if self.passed:
+            return "all pandera checks passed"
+        parts = []
+        for by_kind in self.errors.values():
+            for kind, items in by_kind.items():
+                for item in items:
+                    rule = f" [{item['rule']}]" if item.get("rule") else ""
+                    parts.append(f"{item.get('column')}: {item.get('check')}{rule} ({kind})")
+        return "; ".join(parts)
+
+
+def pandera_schema(
+    contract: Contract,
+    window_start: dt.datetime | None = None,
+    window_end: dt.datetime | None = None,
+):
+    """Build a ``pandera.pyspark.DataFrameSchema`` for validated (silver) records."""
+    import pandera.pyspark as pa
+
+    by_column: dict[str, list[Rule]] = {}
+    for rule in contract.rules:
+        by_column.setdefault(rule.column, []).append(rule)
+
+    columns = {}
+    for col in contract.columns:
+        rules = by_column.get(col.name, [])
+        checks = [c for r in rules if (c := _check(pa, r, window_start, window_end)) is not None]
+        nullable = not any(r.check in _PRESENCE_CHECKS for r in rules)
+        columns[col.name] = pa.Column(spark_type(col), checks=checks, nullable=nullable)
+    return pa.DataFrameSchema(columns, name=f"{contract.name} contract v{contract.version}")
+
+
+def validate(
+    df,
+    contract: Contract,
+    window_start: dt.datetime | None = None,
+    window_end: dt.datetime | None = None,
+) -> PanderaReport:
+    """Validate the contract columns of ``df``; other columns are ignored."""
+    schema = pandera_schema(contract, window_start, window_end)
+    out = schema.validate(df.select(*contract.column_names))
+    errors = _plain(dict(out.pandera.errors or {}))
+    for by_kind in errors.values():
+        for items in by_kind.values():
+            for item in items:
+                item["rule"] = _rule_for(contract, item.get("column"), str(item.get("check")))
+    return PanderaReport(passed=not errors, errors=errors)
+
+
+# pandera check name -> the contract rule kinds it is built from
+_PANDERA_TO_KIND = {
+    "str_length": ("not_blank",),
+    "greater_than": ("positive",),
+    "greater_than_or_equal_to": ("non_negative",),
+    "isin": ("in_set",),
+    "in_range": ("between", "in_partition_window"),
+    "not_nullable": tuple(_PRESENCE_CHECKS),
+}
+
+
+def _rule_for(contract: Contract, column: str | None, check: str) -> str | None:
+    """The contract rule behind a pandera failure, so reports speak the contract's names."""
+    kinds = _PANDERA_TO_KIND.get(check.split("(", 1)[0], ())
+    names = [r.name for r in contract.rules if r.column == column and r.check in kinds]
+    return ", ".join(names) or None
+
+
+def _check(pa, rule: Rule, start: dt.datetime | None, end: dt.datetime | None):
+    p = rule.params
+    if rule.check == "not_blank":
+        return pa.Check.str_length(min_value=1, name=rule.name)
+    if rule.check == "positive":
+        return pa.Check.greater_than(0, name=rule.name)
+    if rule.check == "non_negative":
+        return pa.Check.greater_than_or_equal_to(0, name=rule.name)
+    if rule.check == "in_set":
+        return pa.Check.isin(list(p["values"]), name=rule.name)
+    if rule.check == "between":
+        return pa.Check.in_range(p["min"], p["max"], name=rule.name)
+    if rule.check == "in_partition_window" and start is not None and end is not None:
+        earliest = start - dt.timedelta(days=float(p["max_age_days"]))
+        latest = end + dt.timedelta(minutes=float(p["future_tolerance_minutes"]))
+        # aware datetimes: PySpark turns them into the right instant whatever
+        # the driver's local time zone
+        return pa.Check.in_range(
+            earliest.astimezone(dt.UTC),
+            latest.astimezone(dt.UTC),
+            include_max=False,
+            name=rule.name,
+        )
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """pandera's error report as plain JSON-able values (for metadata)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)

@@ -1,0 +1,375 @@
+"""Synthetic landing data for every FoodOps source (DESIGN.md section 3).
+
+Deterministic for a seed: the same arguments write byte-identical files.
+Orders follow lunch and dinner peaks; deliveries take longer with distance;
+a fraction of delivered orders gets a review whose rating depends on the
+kitchen and on how late the food was.
+
+At ``bad_rate`` the orders carry every kind of bad record the orders rules
+catch (malformed JSON, wrong types, missing ids, non-positive price and
+quantity, future timestamps), records with fields outside the contract
+(accepted, rescued), and exact duplicates within and across files. Files
+are written as ``.tmp`` and renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .world import World, build_world
+
+BAD_ORDER_KINDS = (
+    "malformed_json",
+    "wrong_type",
+    "missing_id",
+    "non_positive_price",
+    "non_positive_quantity",
+    "future_timestamp",
+)
+PAYMENT_METHODS = (("upi", 0.5), ("card", 0.25), ("wallet", 0.1), ("cash", 0.15))
+COMMENTS = {
+    5: ["Loved it!", "Perfect, will order again", "Hot and on time", "Best in town"],
+    4: ["Tasty", "Good food, a bit late", "Nice portion", "Would order again"],
+    3: ["Okay", "Average taste", "Cold on arrival", "Portion was small"],
+    2: ["Not great", "Too oily", "Very late", "Wrong item delivered"],
+    1: ["Terrible", "Inedible", "Never again", "Order was a mess"],
+}
+
+
+@dataclass
+class GenerationReport:
+    landing_root: str
+    start: dt.date
+    days: int
+    files: int = 0
+    records: Counter = field(default_factory=Counter)  # source -> lines written
+    bad_orders: Counter = field(default_factory=Counter)  # kind -> lines
+    extra_field_orders: int = 0
+    duplicate_orders: int = 0
+
+    def summary(self) -> str:
+        lines = [
+            f"wrote {self.files} files under {self.landing_root} "
+            f"({self.start.isoformat()} + {self.days} days)"
+        ]
+        for source, n in sorted(self.records.items()):
+            lines.append(f"  {source:<12} {n:>10,} lines")
+        if self.bad_orders or self.duplicate_orders or self.extra_field_orders:
+            bad = ", ".join(f"{k}={v}" for k, v in sorted(self.bad_orders.items()))
+            lines.append(
+                f"  bad orders: {bad or 'none'}; exact duplicates: {self.duplicate_orders}; "
+                f"with fields outside the contract: {self.extra_field_orders}"
+            )
+        return "\n".join(lines)
+
+
+def generate(
+    landing_root: str | Path,
+    start: dt.date,
+    days: int,
+    orders_per_day: int,
+    files_per_day: int = 4,
+    bad_rate: float = 0.0,
+    seed: int = 42,
+    progress: bool | None = None,
+) -> GenerationReport:
+    if days < 1:
+        raise ValueError("--days must be at least 1")
+    if orders_per_day < 1:
+        raise ValueError("--orders-per-day must be at least 1")
+    if files_per_day < 1:
+        raise ValueError("--files-per-day must be at least 1")
+    if not 0.0 <= bad_rate <= 1.0:
+        raise ValueError("--bad-rate is a share between 0 and 1")
+
+    root = Path(landing_root)
+    rng = random.Random(seed)
+    world = build_world(rng, orders_per_day, start)
+    report = GenerationReport(str(root), start, days)
+
+    _write_snapshots(root, world, start, report)
+
+    later: dict[str, dict[dt.date, list[str]]] = {"deliveries": {}, "reviews": {}}
+    bar = tqdm(
+        total=days * orders_per_day,
+        unit="orders",
+        desc="generating",
+        disable=(not progress) if progress is not None else (days * orders_per_day < 200_000),
+    )
+    for offset in range(days):
+        day = start + dt.timedelta(days=offset)
+        orders, deliveries, reviews = _simulate_day(rng, world, day, orders_per_day, bar.update)
+        for d, line in deliveries:
+            later["deliveries"].setdefault(d, []).append(line)
+        for d, line in reviews:
+            later["reviews"].setdefault(d, []).append(line)
+
+        orders.sort(key=lambda o: o["order_time"])  # batches follow the clock, like a producer's
+        lines = [json.dumps(o, separators=(",", ":")) for o in orders]
+        lines = _corrupt_orders(rng, orders, lines, bad_rate, day, report)
+        batches = _split(lines, files_per_day)
+        batches = _duplicate(rng, batches, bad_rate, report)
+        _write_daily(root, "orders", day, batches, report)
+        report.records["orders"] += sum(len(b) for b in batches)
+
+        # deliveries and reviews land on the day they happen, which can be later
+        for source in ("deliveries", "reviews"):
+            for d in sorted(k for k in later[source] if k <= day):
+                rows = later[source].pop(d)
+                _write_daily(root, source, d, _split(rows, files_per_day), report)
+                report.records[source] += len(rows)
+    bar.close()
+    # what happens after the last day (late deliveries, reviews) lands too
+    for source in ("deliveries", "reviews"):
+        for d, rows in sorted(later[source].items()):
+            _write_daily(root, source, d, _split(rows, files_per_day), report)
+            report.records[source] += len(rows)
+    return report
+
+
+# -- simulation ------------------------------------------------------------------------
+def _order_time(rng: random.Random, day: dt.date) -> dt.datetime:
+    roll = rng.random()
+    if roll < 0.4:
+        hours = rng.gauss(12.75, 1.0)  # lunch
+    elif roll < 0.85:
+        hours = rng.gauss(20.25, 1.3)  # dinner
+    else:
+        hours = rng.uniform(7, 24)
+    hours = min(max(hours, 0.0), 23.9997)
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC) + dt.timedelta(hours=hours)
+
+
+def _iso(ts: dt.datetime) -> str:
+    return ts.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _simulate_day(
+    rng: random.Random,
+    world: World,
+    day: dt.date,
+    n_orders: int,
+    tick: Callable[[int], object],
+):
+    orders = []
+    deliveries: list[tuple[dt.date, str]] = []
+    reviews: list[tuple[dt.date, str]] = []
+    methods, weights = zip(*PAYMENT_METHODS, strict=True)
+    for i in range(1, n_orders + 1):
+        user = world.pick_user(rng)
+        restaurant, dish = world.pick_order(rng, user)
+        placed_at = _order_time(rng, day)
+        cancelled = rng.random() < 0.04
+        quantity = rng.choices((1, 2, 3, 4), weights=(70, 20, 7, 3))[0]
+        price = Decimal(str(dish.list_price))
+        if rng.random() < 0.2:
+            price = (price * Decimal("0.9")).quantize(Decimal("0.01"))
+        order_id = f"o-{day:%Y%m%d}-{i:07d}"
+        orders.append(
+            {
+                "order_id": order_id,
+                "user_id": user.user_id,
+                "restaurant_id": restaurant.restaurant_id,
+                "dish_id": dish.dish_id,
+                "quantity": quantity,
+                "price": float(price),
+                "order_time": _iso(placed_at),
+                "city": user.city,
+                "payment_method": rng.choices(methods, weights=weights)[0],
+                "status": "cancelled" if cancelled else "placed",
+            }
+        )
+        # delivery
+        assigned = placed_at + dt.timedelta(minutes=rng.uniform(1, 4))
+        distance = round(min(max(rng.lognormvariate(math.log(3.2), 0.55), 0.3), 18.0), 2)
+        delivery = {
+            "delivery_id": f"dl-{day:%Y%m%d}-{i:07d}",
+            "order_id": order_id,
+            "rider_id": rng.choice(world.riders[user.city]),
+            "city": user.city,
+            "assigned_at": _iso(assigned),
+            "picked_up_at": None,
+            "delivered_at": None,
+            "distance_km": distance,
+            "status": "cancelled",
+        }
+        delivered_at = None
+        if not cancelled:
+            picked = assigned + dt.timedelta(minutes=rng.uniform(8, 25))
+            delivery["picked_up_at"] = _iso(picked)
+            if rng.random() < 0.02:
+                delivery["status"] = "failed"
+            else:
+                minutes = distance * rng.uniform(2.5, 4.0) + max(rng.gauss(0, 2), -3)
+                delivered_at = picked + dt.timedelta(minutes=max(minutes, 2))
+                delivery["delivered_at"] = _iso(delivered_at)
+                delivery["status"] = "delivered"
+        deliveries.append((assigned.date(), json.dumps(delivery, separators=(",", ":"))))
+        # review for some delivered orders
+        if delivered_at is not None and rng.random() < 0.3:
+            total_minutes = (delivered_at - placed_at).total_seconds() / 60
+            rating = restaurant.quality + rng.gauss(0, 0.8) - (1.0 if total_minutes > 50 else 0.0)
+            rating = int(min(max(round(rating), 1), 5))
+            reviewed = delivered_at + dt.timedelta(minutes=rng.expovariate(1 / 180))
+            review = {
+                "review_id": f"rv-{day:%Y%m%d}-{i:07d}",
+                "order_id": order_id,
+                "user_id": user.user_id,
+                "restaurant_id": restaurant.restaurant_id,
+                "rating": rating,
+                "comment": rng.choice(COMMENTS[rating]),
+                "review_time": _iso(reviewed),
+            }
+            reviews.append((reviewed.date(), json.dumps(review, separators=(",", ":"))))
+        if i % 10_000 == 0:
+            tick(10_000)
+    tick(n_orders % 10_000)
+    return orders, deliveries, reviews
+
+
+# -- bad data --------------------------------------------------------------------------
+def _corrupt_orders(rng, orders, lines, bad_rate, day, report) -> list[str]:
+    if bad_rate <= 0:
+        return lines
+    out = []
+    for order, line in zip(orders, lines, strict=True):
+        roll = rng.random()
+        if roll < bad_rate:
+            kind = BAD_ORDER_KINDS[rng.randrange(len(BAD_ORDER_KINDS))]
+            out.append(_bad_order(rng, dict(order), line, kind, day))
+            report.bad_orders[kind] += 1
+        elif roll < bad_rate * 1.3:
+            # fields outside the contract: accepted, rescued in bronze
+            extra = dict(order, coupon_code=f"SAVE{rng.randint(5, 50)}", app_version="9.4.1")
+            out.append(json.dumps(extra, separators=(",", ":")))
+            report.extra_field_orders += 1
+        else:
+            out.append(line)
+    return out
+
+
+def _bad_order(rng, order: dict, line: str, kind: str, day: dt.date) -> str:
+    if kind == "malformed_json":
+        return line[: rng.randint(5, max(6, len(line) - 5))]
+    if kind == "wrong_type":
+        field_, value = rng.choice(
+            [
+                ("quantity", "two"),
+                ("price", "twelve"),
+                ("quantity", 2.5),
+                ("order_time", 1763640000),
+            ]
+        )
+        order[field_] = value
+    elif kind == "missing_id":
+        field_ = rng.choice(["order_id", "user_id", "dish_id"])
+        if rng.random() < 0.5:
+            order.pop(field_)
+        else:
+            order[field_] = rng.choice([None, "", "  "])
+    elif kind == "non_positive_price":
+        order["price"] = rng.choice([0, -order["price"]])
+        if rng.random() < 0.25:  # some break two rules at once
+            order["quantity"] = 0
+    elif kind == "non_positive_quantity":
+        order["quantity"] = rng.choice([0, -1])
+    elif kind == "future_timestamp":
+        future = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC) + dt.timedelta(
+            days=rng.randint(3, 30), hours=rng.randint(0, 23)
+        )
+        order["order_time"] = _iso(future)
+    return json.dumps(order, separators=(",", ":"))
+
+
+def _duplicate(rng, batches: list[list[str]], bad_rate: float, report) -> list[list[str]]:
+    """Exact duplicate lines, within a file and across files."""
+    if bad_rate <= 0:
+        return batches
+    n = sum(len(b) for b in batches)
+    copies = int(n * bad_rate / 2)
+    for k in range(copies):
+        src = rng.randrange(len(batches))
+        if not batches[src]:
+            continue
+        line = rng.choice(batches[src])
+        dst = src if (k % 2 == 0 or len(batches) == 1) else rng.randrange(len(batches))
+        batches[dst].insert(rng.randrange(len(batches[dst]) + 1), line)
+        report.duplicate_orders += 1
+    return batches
+
+
+# -- files -----------------------------------------------------------------------------
+def _split(lines: list[str], parts: int) -> list[list[str]]:
+    parts = max(1, min(parts, len(lines))) if lines else 1
+    size = math.ceil(len(lines) / parts) if lines else 0
+    return [lines[i * size : (i + 1) * size] for i in range(parts)]
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    """Write ``path`` atomically: a reader sees the whole file or none of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        for line in lines:
+            fh.write(line)
+            fh.write("\n")
+    os.replace(tmp, path)
+
+
+def _write_daily(root, source, day, batches, report) -> None:
+    """Each date directory is written once per run, with the same batch names,
+    so generating again with the same arguments rewrites identical files."""
+    directory = root / source / f"date={day.isoformat()}"
+    for k, batch in enumerate(batches, start=1):
+        if batch:
+            _write_lines(directory / f"batch-{k:04d}.jsonl", batch)
+            report.files += 1
+
+
+def _write_snapshots(root: Path, world: World, start: dt.date, report) -> None:
+    name = f"snapshot-{start:%Y%m%d}.jsonl"
+    restaurants = [
+        json.dumps(
+            {
+                "restaurant_id": r.restaurant_id,
+                "name": r.name,
+                "cuisine": r.cuisine,
+                "city": r.city,
+                "latitude": r.latitude,
+                "longitude": r.longitude,
+                "onboarded_date": r.onboarded_date.isoformat(),
+            },
+            separators=(",", ":"),
+        )
+        for r in world.restaurants
+    ]
+    dishes = [
+        json.dumps(
+            {
+                "dish_id": d.dish_id,
+                "restaurant_id": d.restaurant_id,
+                "name": d.name,
+                "cuisine": d.cuisine,
+                "is_veg": d.is_veg,
+                "list_price": d.list_price,
+            },
+            separators=(",", ":"),
+        )
+        for d in world.dishes
+    ]
+    _write_lines(root / "restaurants" / name, restaurants)
+    _write_lines(root / "dishes" / name, dishes)
+    report.files += 2
+    report.records["restaurants"] += len(restaurants)
+    report.records["dishes"] += len(dishes)

@@ -1,0 +1,122 @@
+"""The landing zone: where producers drop JSON Lines files (DESIGN.md section 3).
+
+```
+<landing>/<source>/date=YYYY-MM-DD/<batch>.jsonl   daily sources
+<landing>/<source>/<snapshot>.jsonl                reference snapshots, newest name wins
+```
+
+Only complete ``*.jsonl`` files count: producers write ``<batch>.jsonl.tmp`` (or
+a hidden ``.name``) and rename when done, so a file still being written is
+never read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyarrow import fs as pafs
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from ..settings import ENV_LANDING_ROOT, is_remote_uri
+
+LANDING_SUFFIX = ".jsonl"
+
+
+class LandingError(FileNotFoundError):
+    """Expected landing files are missing; the message says where they should be."""
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    path: str
+    size: int
+    mtime_ns: int
+
+
+def is_complete_landing_file(name: str) -> bool:
+    return name.endswith(LANDING_SUFFIX) and not name.startswith((".", "_"))
+
+
+class LandingZone:
+    def __init__(self, root: str):
+        self.root = root.rstrip("/") if is_remote_uri(root) else str(Path(root))
+
+    def _fs(self) -> tuple[pafs.FileSystem, str]:
+        if is_remote_uri(self.root):
+            return pafs.FileSystem.from_uri(self.root)
+        return pafs.LocalFileSystem(), str(Path(self.root).resolve())
+
+    def source_dir(self, source: str) -> str:
+        return f"{self.root}/{source}"
+
+    def partition_dir(self, source: str, day: dt.date) -> str:
+        return f"{self.root}/{source}/date={day.isoformat()}"
+
+    def _list(self, relative: str) -> list[LandedFile] | None:
+        """Complete landing files directly under ``relative``; None if it does not exist."""
+        fs, base = self._fs()
+        directory = f"{base}/{relative}"
+        info = fs.get_file_info(directory)
+        if info.type == pafs.FileType.NotFound:
+            return None
+        if info.type != pafs.FileType.Directory:
+            raise LandingError(f"{self.root}/{relative} is not a directory")
+        found = fs.get_file_info(pafs.FileSelector(directory, recursive=False))
+        return sorted(
+            (
+                LandedFile(path=self._uri(f.path), size=f.size or 0, mtime_ns=f.mtime_ns or 0)
+                for f in found
+                if f.type == pafs.FileType.File and is_complete_landing_file(f.base_name)
+            ),
+            key=lambda f: f.path,
+        )
+
+    def _uri(self, fs_path: str) -> str:
+        if is_remote_uri(self.root):
+            return f"{self.root.split('://', 1)[0]}://{fs_path}"
+        return fs_path
+
+    def daily_files(self, source: str, days: Iterable[dt.date]) -> dict[dt.date, list[LandedFile]]:
+        """The landed files of each day; fails naming every day that has none."""
+        result: dict[dt.date, list[LandedFile]] = {}
+        missing: list[str] = []
+        for day in sorted(set(days)):
+            files = self._list(f"{source}/date={day.isoformat()}")
+            if files is None:
+                missing.append(f"{self.partition_dir(source, day)} (directory missing)")
+            elif not files:
+                missing.append(f"{self.partition_dir(source, day)} (no *.jsonl files)")
+            else:
+                result[day] = files
+        if missing:
+            raise LandingError(
+                f"No landed {source} files for: {'; '.join(missing)}. Land the day's files there "
+                f"(or check {ENV_LANDING_ROOT}={self.root}), or pick partitions that have data."
+            )
+        return result
+
+    def newest_snapshot(self, source: str) -> LandedFile:
+        files = self._list(source)
+        if not files:
+            raise LandingError(
+                f"No {source} snapshot in {self.source_dir(source)}: land a full snapshot as "
+                f"<name>{LANDING_SUFFIX} there (or check {ENV_LANDING_ROOT}={self.root})."
+            )
+        return max(files, key=lambda f: Path(f.path).name)
+
+
+def read_whole_files(spark: SparkSession, paths: list[str]) -> DataFrame:
+    """One row per file: ``path`` (as given), ``landed_at`` (its modification
+    time) and its decoded text ``content``."""
+    df = spark.read.option("wholetext", "true").text(paths)
+    raw_path = F.col("_metadata.file_path")
+    local_path = F.url_decode(F.regexp_replace(raw_path, r"^file:(//)?", ""))
+    return df.select(
+        F.when(raw_path.startswith("file:"), local_path).otherwise(raw_path).alias("path"),
+        F.col("_metadata.file_modification_time").alias("landed_at"),
+        F.col("value").alias("content"),
+    )

@@ -1,0 +1,74 @@
+"""The lakehouse as a Dagster resource: landing zone in, Delta tables out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+from pyspark.sql import DataFrame, SparkSession
+
+from ..settings import ENV_LAKE_ROOT, ENV_LANDING_ROOT, ConfigError, check_root
+from .delta import DeltaStore, PartitionValues, WriteResult
+from .landing import LandingZone
+from .spark_delta import read_delta, write_partitions, write_table
+from .tables import TableRef
+
+
+class LakehouseResource(dg.ConfigurableResource):
+    """Where the landing files are and where the Delta tables live."""
+
+    landing_root: str = Field(description=f"landing zone root ({ENV_LANDING_ROOT})")
+    lake_root: str = Field(description=f"root of the Delta tables ({ENV_LAKE_ROOT})")
+    storage_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="object-store options for delta-rs (credentials come through EnvVar)",
+    )
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        try:
+            check_root(ENV_LANDING_ROOT, self.landing_root)
+            check_root(ENV_LAKE_ROOT, self.lake_root)
+        except ConfigError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from None
+
+    @property
+    def store(self) -> DeltaStore:
+        return DeltaStore(self.lake_root, self.storage_options)
+
+    @property
+    def landing(self) -> LandingZone:
+        return LandingZone(self.landing_root)
+
+    def table_uri(self, table: TableRef) -> str:
+        return self.store.uri(table)
+
+    def read(
+        self, spark: SparkSession, table: TableRef, where: PartitionValues | None = None
+    ) -> DataFrame:
+        return read_delta(spark, self.store, table, where)
+
+    def write_partitions(
+        self,
+        df: DataFrame,
+        table: TableRef,
+        where: PartitionValues,
+        *,
+        description: str | None = None,
+        commit_metadata: dict[str, Any] | None = None,
+    ) -> WriteResult:
+        return write_partitions(
+            df, self.store, table, where, description=description, commit_metadata=commit_metadata
+        )
+
+    def write_table(
+        self,
+        df: DataFrame,
+        table: TableRef,
+        *,
+        description: str | None = None,
+        commit_metadata: dict[str, Any] | None = None,
+    ) -> WriteResult:
+        return write_table(
+            df, self.store, table, description=description, commit_metadata=commit_metadata
+        )
