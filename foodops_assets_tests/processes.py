@@ -1,0 +1,115 @@
+"""Real processes for end-to-end tests: ``dagster dev`` on a free loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _default_signals() -> None:
+    # a child of a non-interactive shell may inherit ignored SIGINT/SIGTERM
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def stop_process_group(proc: subprocess.Popen, grace: float = 20.0) -> None:
+    """SIGTERM the whole process tree, then SIGKILL what is left."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=grace)
+
+
+@dataclass
+class DagsterDev:
+    url: str
+    proc: subprocess.Popen
+    log: Path
+
+    def graphql(self, query: str, variables: dict | None = None, timeout: float = 60) -> dict:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        request = urllib.request.Request(
+            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            payload = json.loads(response.read())
+        if payload.get("errors"):
+            raise AssertionError(f"GraphQL errors: {payload['errors']}")
+        return payload["data"]
+
+    def log_tail(self, chars: int = 6000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+@contextlib.contextmanager
+def dagster_dev(
+    env: dict[str, str], log_dir: Path, startup_timeout: float = 180
+) -> Iterator[DagsterDev]:
+    """``dagster dev -w workspace.yaml`` (webserver + daemon) on 127.0.0.1, stopped by PID."""
+    port = free_port()
+    log = log_dir / "dagster-dev.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [
+                str(BIN / "dagster"),
+                "dev",
+                "-w",
+                "workspace.yaml",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_default_signals,
+        )
+    dev = DagsterDev(url=f"http://127.0.0.1:{port}", proc=proc, log=log)
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"dagster dev exited early:\n{dev.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{dev.url}/server_info", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"dagster dev did not answer in {startup_timeout}s:\n{dev.log_tail()}"
+                )
+            time.sleep(1)
+        yield dev
+    finally:
+        stop_process_group(proc)
