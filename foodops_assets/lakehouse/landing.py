@@ -112,7 +112,9 @@ class LandingZone:
 def read_whole_files(spark: SparkSession, paths: list[str]) -> DataFrame:
     """One row per file: ``path`` (as given), ``landed_at`` (its modification
     time) and its decoded text ``content``."""
-    df = spark.read.option("wholetext", "true").text(paths)
+    # wholetext goes through text()'s own argument: text() sets every option it
+    # names, so .option("wholetext", ...) before it would be reset to one row per line
+    df = spark.read.text(paths, wholetext=True)
     raw_path = F.col("_metadata.file_path")
     local_path = F.url_decode(F.regexp_replace(raw_path, r"^file:(//)?", ""))
     return df.select(
