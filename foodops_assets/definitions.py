@@ -14,14 +14,19 @@ from pathlib import Path
 import dagster as dg
 
 from .assets.bronze import daily_bronze_asset, snapshot_bronze_asset
-from .assets.gold import city_hourly_demand_asset, restaurant_daily_sales_asset
+from .assets.gold import (
+    city_hourly_demand_asset,
+    delivery_performance_daily_asset,
+    restaurant_daily_sales_asset,
+    restaurant_ratings_daily_asset,
+)
 from .assets.silver import (
     ORDERS_REFERENCE_CHECK,
     SilverSource,
     dead_letter_queue_spec,
     silver_asset,
 )
-from .contracts import load_contract
+from .contracts import check_references, load_contract
 from .lakehouse import tables
 from .lakehouse.resource import LakehouseResource
 from .lakehouse.spark import SparkResource
@@ -34,8 +39,14 @@ REFERENCE_JOB = "foodops_reference_data"
 DAILY_ASSETS = [
     tables.ORDERS_RAW.name,
     tables.ORDERS_VALID.name,
+    tables.DELIVERIES_RAW.name,
+    tables.DELIVERIES_VALID.name,
+    tables.REVIEWS_RAW.name,
+    tables.REVIEWS_VALID.name,
     tables.RESTAURANT_DAILY_SALES.name,
     tables.CITY_HOURLY_DEMAND.name,
+    tables.DELIVERY_PERFORMANCE_DAILY.name,
+    tables.RESTAURANT_RATINGS_DAILY.name,
 ]
 REFERENCE_ASSETS = [tables.RESTAURANTS.name, tables.DISHES.name]
 
@@ -45,14 +56,16 @@ def build_definitions(
 ) -> dg.Definitions:
     daily = daily_partitions(settings.partitions_start)
     contracts_dir = contracts_dir or settings.contracts_dir
-    orders = load_contract("orders", contracts_dir)
-    restaurants = load_contract("restaurants", contracts_dir)
-    dishes = load_contract("dishes", contracts_dir)
+    contracts = {
+        name: load_contract(name, contracts_dir)
+        for name in ("orders", "deliveries", "reviews", "restaurants", "dishes")
+    }
+    check_references(contracts)
 
     with warnings.catch_warnings():
         # BackfillPolicy is marked beta; single-run backfills are a deliberate choice here
         warnings.simplefilter("ignore", dg.BetaWarning)
-        assets = _assets(orders, restaurants, dishes, daily)
+        assets = _assets(contracts, daily)
 
     jobs = [
         dg.define_asset_job(
@@ -88,12 +101,15 @@ def build_definitions(
     )
 
 
-def _assets(orders, restaurants, dishes, daily) -> list:
+def _assets(contracts, daily) -> list:
+    orders, deliveries, reviews = (contracts[n] for n in ("orders", "deliveries", "reviews"))
     return [
         # bronze
-        snapshot_bronze_asset(tables.RESTAURANTS, restaurants),
-        snapshot_bronze_asset(tables.DISHES, dishes),
+        snapshot_bronze_asset(tables.RESTAURANTS, contracts["restaurants"]),
+        snapshot_bronze_asset(tables.DISHES, contracts["dishes"]),
         daily_bronze_asset(tables.ORDERS_RAW, orders, daily),
+        daily_bronze_asset(tables.DELIVERIES_RAW, deliveries, daily),
+        daily_bronze_asset(tables.REVIEWS_RAW, reviews, daily),
         # silver
         silver_asset(
             SilverSource(
@@ -105,10 +121,33 @@ def _assets(orders, restaurants, dishes, daily) -> list:
             ),
             daily,
         ),
-        dead_letter_queue_spec(daily, [tables.ORDERS_RAW.name]),
+        # deliveries and reviews point to orders: the contracts' references add the
+        # dependency on orders_valid (a partition mapping) and the known_orders check
+        silver_asset(
+            SilverSource(
+                contract=deliveries,
+                bronze=tables.DELIVERIES_RAW,
+                silver=tables.DELIVERIES_VALID,
+            ),
+            daily,
+        ),
+        silver_asset(
+            SilverSource(
+                contract=reviews,
+                bronze=tables.REVIEWS_RAW,
+                silver=tables.REVIEWS_VALID,
+            ),
+            daily,
+        ),
+        dead_letter_queue_spec(
+            daily,
+            [tables.ORDERS_RAW.name, tables.DELIVERIES_RAW.name, tables.REVIEWS_RAW.name],
+        ),
         # gold
         restaurant_daily_sales_asset(daily),
         city_hourly_demand_asset(daily),
+        delivery_performance_daily_asset(daily, deliveries),
+        restaurant_ratings_daily_asset(daily),
     ]
 
 

@@ -3,6 +3,7 @@
 import dagster as dg
 from pyspark.sql import functions as F
 
+from ..checks import names, quality
 from ..contracts import Contract
 from ..contracts.spark import rule_passes
 from ..lakehouse.landing import LandingError, read_whole_files
@@ -36,6 +37,19 @@ def daily_bronze_asset(
         backfill_policy=dg.BackfillPolicy.single_run(),
         metadata=contract_definition_metadata(contract),
         tags={"layer": "bronze", "source": contract.name},
+        check_specs=[
+            dg.AssetCheckSpec(
+                names.LANDING_SCHEMA,
+                asset=table.name,
+                blocking=False,
+                description=(
+                    "Schema-change detection: the fields of the landed lines against the "
+                    f"{contract.name} contract. A new field (kept: its lines are rescued in "
+                    "_rescued_data) or a contract field no line carried is a WARN with the "
+                    "column diff; it never stops the pipeline."
+                ),
+            )
+        ],
     )
     def _bronze(
         context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
@@ -60,13 +74,15 @@ def daily_bronze_asset(
             commit_metadata=commit_metadata(context, table.name, days),
         )
         stats = _bronze_stats(lakehouse, session, table, days, files)
+        schema_check = _landing_schema_check(lakehouse, session, table, days, lines, contract)
         return dg.MaterializeResult(
             metadata={
                 **write_metadata(write, bronze.schema, contract_descriptions(contract)),
                 "files_read": len(paths),
                 "landing_bytes": sum(f.size for files in by_day.values() for f in files),
                 **stats,
-            }
+            },
+            check_results=[schema_check],
         )
 
     return _bronze
@@ -96,6 +112,31 @@ def _bronze_stats(lakehouse, session, table, days, files) -> dict:
         "lines_with_extra_fields": row["with_extra_fields"],
         "extra_fields_seen": ", ".join(sorted(extra)) or "-",
     }
+
+
+def _landing_schema_check(lakehouse, session, table, days, lines, contract):
+    """Fields of the landed JSON objects, counted, against the contract (WARN on a diff)."""
+    keys = F.json_object_keys("value")
+    per_field = (
+        lines.select(F.explode(keys).alias("field"))
+        .groupBy("field")
+        .agg(F.count(F.lit(1)).alias("n"))
+        .collect()
+    )
+    object_lines = lines.where(keys.isNotNull()).count()
+    written = lakehouse.read(session, table, {"partition_date": days})
+    first_seen = {
+        r["field"]: f"{r['first']['source_file']}:{r['first']['source_line']}"
+        for r in written.select(
+            F.explode("_extra_fields").alias("field"), "source_file", "source_line"
+        )
+        .groupBy("field")
+        .agg(F.min(F.struct("source_file", "source_line")).alias("first"))
+        .collect()
+    }
+    return quality.landing_schema(
+        contract, {r["field"]: r["n"] for r in per_field}, object_lines, first_seen
+    )
 
 
 def snapshot_bronze_asset(table: TableRef, contract: Contract) -> dg.AssetsDefinition:

@@ -37,6 +37,17 @@ def run_days(context: dg.AssetExecutionContext) -> list[dt.date]:
     return days
 
 
+def window_days(window: dg.TimeWindow) -> list[dt.date]:
+    """The UTC days of a time window (end exclusive)."""
+    days = []
+    day = window.start.astimezone(dt.UTC).date()
+    end = window.end.astimezone(dt.UTC).date()
+    while day < end:
+        days.append(day)
+        day += dt.timedelta(days=1)
+    return days
+
+
 def run_window(context: dg.AssetExecutionContext) -> tuple[dt.datetime, dt.datetime]:
     """(start, end) of the run's partitions, UTC, end exclusive."""
     window = context.partition_time_window

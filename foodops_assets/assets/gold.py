@@ -1,22 +1,29 @@
 """Gold: analytics tables computed from silver, reconciled before they publish."""
 
+import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 
 import dagster as dg
+from pydantic import Field
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ..checks import names, quality
+from ..contracts import Contract
 from ..lakehouse.delta import TableNotMaterialized
 from ..lakehouse.resource import LakehouseResource
 from ..lakehouse.spark import SparkResource
 from ..lakehouse.tables import (
     CITY_HOURLY_DEMAND,
+    DELIVERIES_VALID,
+    DELIVERY_PERFORMANCE_DAILY,
     ORDERS_VALID,
     RESTAURANT_DAILY_SALES,
+    RESTAURANT_RATINGS_DAILY,
     RESTAURANTS,
+    REVIEWS_VALID,
     TableRef,
 )
 from ..transforms import gold
@@ -28,6 +35,7 @@ from .common import (
     partition_label,
     run_days,
     table_schema,
+    window_days,
     write_metadata,
 )
 
@@ -180,3 +188,388 @@ def city_hourly_demand_asset(partitions_def: dg.PartitionsDefinition) -> dg.Asse
         gold.CITY_HOURLY_DEMAND_SCHEMA,
         partitions_def,
     )
+
+
+# -- delivery performance and restaurant ratings ------------------------------------------
+DELIVERY_PERFORMANCE_DAILY_DESCRIPTIONS = {
+    "partition_date": "Day the deliveries were assigned (partition key).",
+    "city": "City of the deliveries.",
+    "deliveries": "Deliveries of the day in the city, whatever their outcome.",
+    "delivered": "Deliveries that reached the customer.",
+    "cancelled": "Deliveries of orders cancelled before pickup.",
+    "failed": "Deliveries picked up but never delivered.",
+    "avg_delivery_minutes": "Mean minutes from assignment to delivery, over delivered ones.",
+    "p50_delivery_minutes": "Median minutes from assignment to delivery (exact percentile).",
+    "p90_delivery_minutes": "90th percentile of minutes from assignment to delivery (exact, interpolated).",
+    "max_delivery_minutes": "Slowest delivery of the day, in minutes.",
+    "on_time_sla_minutes": "The delivery promise the on-time rate was measured against.",
+    "on_time_deliveries": "Delivered within on_time_sla_minutes of assignment.",
+    "on_time_rate": "on_time_deliveries / delivered (null without deliveries).",
+    "cancellation_rate": "cancelled / deliveries.",
+}
+
+RESTAURANT_RATINGS_DAILY_DESCRIPTIONS = {
+    "partition_date": "Day of the reviews (partition key).",
+    "restaurant_id": "Restaurant rated.",
+    "restaurant_name": "Restaurant name from the newest snapshot (null if unknown).",
+    "city": "Restaurant's city.",
+    "reviews": "Reviews written that day (0 when only the rolling window has some).",
+    "avg_rating": "Mean rating of the day's reviews (null without reviews that day).",
+    "rolling_30d_reviews": "Reviews in the 30 partitions ending with this one.",
+    "rolling_30d_avg_rating": "Mean rating over those reviews (each review counts once).",
+    "rolling_window_start": "First day of the rolling window (partition_date - 29).",
+}
+
+
+class DeliveryPerformanceConfig(dg.Config):
+    """Run-time override of the delivery promise (launchpad / run config)."""
+
+    on_time_sla_minutes: float | None = Field(
+        default=None,
+        description="minutes from assignment to delivery that count as on time "
+        "(default: the deliveries contract's sla.on_time_minutes)",
+    )
+
+
+def _audit_then_publish(
+    context: dg.AssetExecutionContext,
+    lakehouse: LakehouseResource,
+    table: TableRef,
+    result: DataFrame,
+    days,
+    checks: list[dg.AssetCheckResult],
+    description: str,
+    descriptions: Mapping[str, str],
+    lineage: Mapping[str, Mapping[str, Sequence[str]]],
+    extra_metadata: Mapping[str, object],
+):
+    """Yield the failed checks and raise when a blocking check fails (nothing is
+    written); otherwise write the partitions and report them with the checks."""
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        yield from checks
+        raise dg.Failure(
+            description=(
+                f"Circuit breaker tripped for {table.name} {partition_label(days)}: "
+                + "; ".join(f"{c.check_name}: {c.description}" for c in failed)
+                + ". Nothing was written."
+            ),
+            metadata={"failed_checks": ", ".join(c.check_name or "" for c in failed)},
+            allow_retries=False,
+        )
+    write = lakehouse.write_partitions(
+        result,
+        table,
+        {"partition_date": days},
+        description=description,
+        commit_metadata=commit_metadata(context, table.name, days),
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            **write_metadata(write, result.schema, descriptions),
+            "dagster/column_lineage": column_lineage(lineage),
+            **extra_metadata,
+        },
+        check_results=checks,
+    )
+
+
+def delivery_performance_daily_asset(
+    partitions_def: dg.PartitionsDefinition, deliveries: Contract
+) -> dg.AssetsDefinition:
+    default_sla = float(deliveries.sla_value("on_time_minutes", 45))
+    table = DELIVERY_PERFORMANCE_DAILY
+    description = (
+        "Delivery performance per city and day: deliveries by outcome, minutes from "
+        "assignment to delivery (avg, p50, p90), on-time rate against the delivery promise, "
+        "cancellation rate."
+    )
+
+    @dg.asset(
+        name=table.name,
+        group_name="gold",
+        description=description,
+        owners=[PLATFORM_OWNER],
+        kinds=KINDS,
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[DELIVERIES_VALID.name],
+        check_specs=[
+            dg.AssetCheckSpec(
+                names.DELIVERIES_RECONCILE,
+                asset=table.name,
+                blocking=True,
+                description="Deliveries (all, and delivered) per partition equal deliveries_valid's.",
+            ),
+            dg.AssetCheckSpec(
+                names.DELIVERY_METRICS_SANE,
+                asset=table.name,
+                blocking=True,
+                description=(
+                    "Timings non-negative and ordered (p50 <= p90 <= max, avg <= max), outcomes "
+                    "add up to deliveries, rates within 0..1."
+                ),
+            ),
+        ],
+        metadata={
+            "dagster/column_schema": table_schema(
+                gold.DELIVERY_PERFORMANCE_DAILY_SCHEMA, DELIVERY_PERFORMANCE_DAILY_DESCRIPTIONS
+            ),
+            "on_time_sla_minutes_default": default_sla,
+        },
+        tags={"layer": "gold"},
+    )
+    def _delivery_performance(
+        context: dg.AssetExecutionContext,
+        config: DeliveryPerformanceConfig,
+        spark: SparkResource,
+        lakehouse: LakehouseResource,
+    ):
+        sla = config.on_time_sla_minutes if config.on_time_sla_minutes is not None else default_sla
+        if not sla > 0:
+            raise dg.Failure(
+                f"on_time_sla_minutes={sla!r} must be a positive number of minutes",
+                allow_retries=False,
+            )
+        days = run_days(context)
+        session = spark.spark_session
+        deliveries_df = lakehouse.read(session, DELIVERIES_VALID, {"partition_date": days})
+        deliveries_df = deliveries_df.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            result = gold.delivery_performance_daily(deliveries_df, sla).persist(
+                StorageLevel.MEMORY_AND_DISK
+            )
+            silver_counts = {
+                r["partition_date"]: {"deliveries": r["deliveries"], "delivered": r["delivered"]}
+                for r in deliveries_df.groupBy("partition_date")
+                .agg(
+                    F.count(F.lit(1)).alias("deliveries"),
+                    F.sum((F.col("status") == "delivered").cast("long")).alias("delivered"),
+                )
+                .collect()
+            }
+            gold_counts = {
+                r["partition_date"]: {"deliveries": r["deliveries"], "delivered": r["delivered"]}
+                for r in result.groupBy("partition_date")
+                .agg(F.sum("deliveries").alias("deliveries"), F.sum("delivered").alias("delivered"))
+                .collect()
+            }
+            c = F.col
+            none_delivered = c("delivered") == 0
+            checks = [
+                quality.counts_reconcile(
+                    names.DELIVERIES_RECONCILE,
+                    "deliveries per partition",
+                    gold_counts,
+                    silver_counts,
+                ),
+                quality.rows_sane(
+                    names.DELIVERY_METRICS_SANE,
+                    "delivery metrics",
+                    result,
+                    {
+                        "outcomes_add_up": c("deliveries")
+                        == c("delivered") + c("cancelled") + c("failed"),
+                        "timings_non_negative": none_delivered
+                        | (
+                            (c("avg_delivery_minutes") >= 0)
+                            & (c("p50_delivery_minutes") >= 0)
+                            & (c("p90_delivery_minutes") >= 0)
+                        ),
+                        "percentiles_ordered": none_delivered
+                        | (
+                            (c("p50_delivery_minutes") <= c("p90_delivery_minutes"))
+                            & (c("p90_delivery_minutes") <= c("max_delivery_minutes"))
+                            & (c("avg_delivery_minutes") <= c("max_delivery_minutes"))
+                        ),
+                        "timings_only_for_delivered": (c("delivered") > 0)
+                        | c("avg_delivery_minutes").isNull(),
+                        "rates_within_0_1": F.coalesce(
+                            c("on_time_rate").between(0, 1), none_delivered
+                        )
+                        & c("cancellation_rate").between(0, 1),
+                        "on_time_within_delivered": c("on_time_deliveries") <= c("delivered"),
+                    },
+                    ["partition_date", "city"],
+                ),
+            ]
+            yield from _audit_then_publish(
+                context,
+                lakehouse,
+                table,
+                result,
+                days,
+                checks,
+                description,
+                DELIVERY_PERFORMANCE_DAILY_DESCRIPTIONS,
+                gold.DELIVERY_PERFORMANCE_DAILY_LINEAGE,
+                {
+                    "on_time_sla_minutes": float(sla),
+                    "deliveries": int(sum(v["deliveries"] for v in silver_counts.values())),
+                },
+            )
+            result.unpersist()
+        finally:
+            deliveries_df.unpersist()
+
+    return _delivery_performance
+
+
+def restaurant_ratings_daily_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    table = RESTAURANT_RATINGS_DAILY
+    window = gold.ROLLING_WINDOW_DAYS
+    description = (
+        "Ratings per restaurant and day: the day's reviews and average rating, and the "
+        f"rolling {window}-day average over the trailing partitions of reviews_valid."
+    )
+
+    @dg.asset(
+        name=table.name,
+        group_name="gold",
+        description=description,
+        owners=[PLATFORM_OWNER],
+        kinds=KINDS,
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[
+            # day D reads reviews_valid D-29..D: the partition mapping, not date math,
+            # decides what a run reads (and what Dagster marks stale after late data)
+            dg.AssetDep(
+                REVIEWS_VALID.name,
+                partition_mapping=dg.TimeWindowPartitionMapping(
+                    start_offset=-(window - 1),
+                    end_offset=0,
+                    allow_nonexistent_upstream_partitions=True,
+                ),
+            ),
+            RESTAURANTS.name,
+        ],
+        check_specs=[
+            dg.AssetCheckSpec(
+                names.REVIEWS_RECONCILE,
+                asset=table.name,
+                blocking=True,
+                description=(
+                    "Reviews per partition, and reviews in each rolling window, equal "
+                    "reviews_valid's counts."
+                ),
+            ),
+            dg.AssetCheckSpec(
+                names.RATINGS_SANE,
+                asset=table.name,
+                blocking=True,
+                description=(
+                    "Daily and rolling average ratings within 1..5, a daily average exactly when "
+                    "there are reviews that day, the window holding at least the day's reviews."
+                ),
+            ),
+        ],
+        metadata={
+            "dagster/column_schema": table_schema(
+                gold.RESTAURANT_RATINGS_DAILY_SCHEMA, RESTAURANT_RATINGS_DAILY_DESCRIPTIONS
+            ),
+            "rolling_window_days": window,
+        },
+        tags={"layer": "gold"},
+    )
+    def _restaurant_ratings(
+        context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
+    ):
+        days = run_days(context)
+        read_days = window_days(context.asset_partitions_time_window_for_input(REVIEWS_VALID.name))
+        session = spark.spark_session
+        try:
+            restaurants = lakehouse.read(session, RESTAURANTS)
+        except TableNotMaterialized:
+            raise dg.Failure(
+                "restaurants has not been materialized: materialize restaurants first",
+                allow_retries=False,
+            ) from None
+        try:
+            reviews = lakehouse.read(session, REVIEWS_VALID, {"partition_date": read_days})
+        except TableNotMaterialized:
+            raise dg.Failure(
+                "reviews_valid has not been materialized: materialize reviews_valid first",
+                allow_retries=False,
+            ) from None
+        reviews = reviews.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            result = gold.restaurant_ratings_daily(
+                reviews,
+                days,
+                restaurants.where(F.col("restaurant_id").isNotNull()),
+                window,
+            ).persist(StorageLevel.MEMORY_AND_DISK)
+            per_day = {
+                r["partition_date"]: r["n"]
+                for r in reviews.groupBy("partition_date")
+                .agg(F.count(F.lit(1)).alias("n"))
+                .collect()
+            }
+            silver_counts = {
+                d: {
+                    "reviews": per_day.get(d, 0),
+                    "rolling_30d_reviews": sum(
+                        per_day.get(d - dt.timedelta(days=k), 0) for k in range(window)
+                    ),
+                }
+                for d in days
+            }
+            gold_counts = {
+                r["partition_date"]: {
+                    "reviews": r["reviews"],
+                    "rolling_30d_reviews": r["rolling_30d_reviews"],
+                }
+                for r in result.groupBy("partition_date")
+                .agg(
+                    F.sum("reviews").alias("reviews"),
+                    F.sum("rolling_30d_reviews").alias("rolling_30d_reviews"),
+                )
+                .collect()
+            }
+            c = F.col
+            checks = [
+                quality.counts_reconcile(
+                    names.REVIEWS_RECONCILE,
+                    "reviews per partition and per rolling window",
+                    gold_counts,
+                    silver_counts,
+                ),
+                quality.rows_sane(
+                    names.RATINGS_SANE,
+                    "restaurant ratings",
+                    result,
+                    {
+                        "avg_rating_within_1_5": F.when(
+                            c("reviews") > 0, c("avg_rating").between(1, 5)
+                        ).otherwise(c("avg_rating").isNull()),
+                        "rolling_avg_within_1_5": c("rolling_30d_avg_rating").between(1, 5),
+                        "window_holds_the_day": (c("rolling_30d_reviews") >= c("reviews"))
+                        & (c("rolling_30d_reviews") > 0)
+                        & (c("reviews") >= 0),
+                    },
+                    ["partition_date", "restaurant_id"],
+                ),
+            ]
+            without = [d.isoformat() for d in read_days if d not in per_day]
+            yield from _audit_then_publish(
+                context,
+                lakehouse,
+                table,
+                result,
+                days,
+                checks,
+                description,
+                RESTAURANT_RATINGS_DAILY_DESCRIPTIONS,
+                gold.RESTAURANT_RATINGS_DAILY_LINEAGE,
+                {
+                    "rolling_window_partitions_read": partition_label(read_days),
+                    "rolling_window_partitions_without_reviews": len(without),
+                    "reviews_read": int(sum(per_day.values())),
+                },
+            )
+            result.unpersist()
+        finally:
+            reviews.unpersist()
+
+    return _restaurant_ratings

@@ -24,10 +24,12 @@ from pyspark.sql import functions as F
 
 from ..checks import names, quality
 from ..contracts import Contract
+from ..contracts.spark import spark_type
 from ..lakehouse.delta import TableNotMaterialized
 from ..lakehouse.resource import LakehouseResource
 from ..lakehouse.spark import SparkResource
-from ..lakehouse.tables import DEAD_LETTER_QUEUE, DISHES, RESTAURANTS, TableRef
+from ..lakehouse.tables import DEAD_LETTER_QUEUE, DISHES, RESTAURANTS, SILVER_BY_SOURCE, TableRef
+from ..transforms.references import attach_references, lookup_columns
 from ..transforms.silver import (
     DLQ,
     DUPLICATE,
@@ -48,6 +50,7 @@ from .common import (
     run_days,
     run_window,
     table_schema,
+    window_days,
     write_metadata,
 )
 
@@ -133,6 +136,21 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
                 description="Referential integrity to the reference tables, within the contract's tolerance.",
             )
         )
+    for ref in contract.references:
+        specs.append(
+            dg.AssetCheckSpec(
+                names.known_reference(ref.source),
+                asset=src.silver.name,
+                blocking=True,
+                description=(
+                    f"Every {contract.name} record points to a known {ref.source} record "
+                    f"({SILVER_BY_SOURCE[ref.source].name} of its day and the "
+                    f"{ref.lookback_days} before). Orphans are kept, counted and sampled; the "
+                    "check trips when a partition's orphan share exceeds the contract's "
+                    "max_orphan_rate (the tolerance for late data)."
+                ),
+            )
+        )
 
     @dg.asset(
         name=src.silver.name,
@@ -145,7 +163,7 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
         kinds=KINDS,
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=[src.bronze.name, *src.reference_deps],
+        deps=[src.bronze.name, *src.reference_deps, *reference_deps(contract)],
         check_specs=specs,
         metadata={
             **contract_definition_metadata(contract),
@@ -167,6 +185,11 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
         where = {"partition_date": days}
 
         bronze = lakehouse.read(session, src.bronze, where)
+        lookups = _reference_lookups(context, session, lakehouse, contract, bronze)
+        if lookups:
+            bronze = attach_references(
+                bronze, contract, {source: df for source, (df, _, _) in lookups.items()}
+            )
         validated = validate(bronze, contract, start, end)
         classified = validated.classified.persist(StorageLevel.MEMORY_AND_DISK)
         try:
@@ -192,6 +215,33 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
                 results.append(
                     src.reference_check[1](valid_df, session, lakehouse, config, contract)
                 )
+            orphan_counts = {}
+            for ref in contract.references:
+                _, upstream_days, missing = lookups[ref.source]
+                by_day = {
+                    r["partition_date"]: (int(r["valid"]), int(r["orphans"] or 0))
+                    for r in validated.references_found(ref.source).collect()
+                }
+                samples = [
+                    {**r.asDict(), "partition_date": r["partition_date"].isoformat()}
+                    for r in validated.orphans(ref.source)
+                    .orderBy("partition_date", *contract.primary_key)
+                    .limit(10)
+                    .collect()
+                ]
+                tolerance = _threshold(config.max_orphan_rate, contract, "max_orphan_rate", 0.01)
+                check = quality.known_reference(
+                    contract,
+                    ref.source,
+                    SILVER_BY_SOURCE[ref.source].name,
+                    by_day,
+                    samples,
+                    tolerance,
+                    upstream_days,
+                    reference_missing=missing,
+                )
+                orphan_counts[f"orphans/{ref.source}"] = check.metadata["orphans"].value
+                results.append(check)
 
             failed = [r for r in results if not r.passed]
             if failed:
@@ -252,6 +302,7 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
                     **{
                         f"dlq_rule/{rule}": rule_counts.get(rule, 0) for rule in contract.rule_names
                     },
+                    **orphan_counts,
                     **src.extra_metadata,
                 },
                 check_results=results,
@@ -260,6 +311,62 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
             classified.unpersist()
 
     return _silver
+
+
+def reference_deps(contract: Contract) -> list[dg.AssetDep]:
+    """A contract's references as dependencies on the referenced silver tables: a
+    record of day D is looked up in partitions D-lookback_days..D (a partition
+    mapping, so Dagster shows and automates the dependency)."""
+    return [
+        dg.AssetDep(
+            SILVER_BY_SOURCE[ref.source].name,
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-ref.lookback_days,
+                end_offset=0,
+                allow_nonexistent_upstream_partitions=True,
+            ),
+        )
+        for ref in contract.references
+    ]
+
+
+def _reference_lookups(
+    context: dg.AssetExecutionContext,
+    session: SparkSession,
+    lakehouse: LakehouseResource,
+    contract: Contract,
+    bronze: DataFrame,
+) -> dict[str, tuple[DataFrame, list, bool]]:
+    """source -> (silver rows to look records up in, their partitions, table missing).
+
+    The partitions are the ones Dagster's partition mapping names for this run
+    (the union of D-lookback_days..D over the run's days)."""
+    out = {}
+    for ref in contract.references:
+        table = SILVER_BY_SOURCE[ref.source]
+        upstream_days = window_days(context.asset_partitions_time_window_for_input(table.name))
+        columns = lookup_columns(contract, ref.source)
+        try:
+            df = lakehouse.read(session, table, {"partition_date": upstream_days}).select(*columns)
+            missing = False
+        except TableNotMaterialized:
+            # same columns, no rows: every record is an orphan, and the check says why
+            own = {
+                str(r.params["reference_column"]): r.column
+                for r in contract.rules
+                if r.check == "not_before_reference" and r.params["reference"] == ref.source
+            }
+            df = bronze.limit(0).select(
+                F.col(ref.key),
+                F.col("partition_date"),
+                *[
+                    F.lit(None).cast(spark_type(contract.column(own[c]))).alias(c)
+                    for c in columns[2:]
+                ],
+            )
+            missing = True
+        out[ref.source] = (df, upstream_days, missing)
+    return out
 
 
 def _live_version(lakehouse: LakehouseResource, table: TableRef) -> str:

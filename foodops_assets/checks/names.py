@@ -7,6 +7,21 @@ UNIQUE_KEY = "unique_business_key"
 CONSERVATION = "conservation"
 CONTRACT = "pandera_contract"
 KNOWN_RESTAURANTS_AND_DISHES = "known_restaurants_and_dishes"
+# deliveries_valid, reviews_valid: records point to known orders (orders_valid)
+KNOWN_ORDERS = "known_orders"
+
+
+def known_reference(source: str) -> str:
+    """Name of the referential-integrity check of a contract's reference into ``source``."""
+    return f"known_{source}"
+
+
+# bronze (orders_raw, deliveries_raw, reviews_raw): non-blocking, WARN severity
+LANDING_SCHEMA = "landing_schema_matches_contract"
 
 # gold
 REVENUE_RECONCILES = "revenue_reconciles_with_silver"
+DELIVERIES_RECONCILE = "deliveries_reconcile_with_silver"
+DELIVERY_METRICS_SANE = "delivery_metrics_sane"
+REVIEWS_RECONCILE = "reviews_reconcile_with_silver"
+RATINGS_SANE = "ratings_sane"

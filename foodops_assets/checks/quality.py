@@ -231,3 +231,218 @@ def revenue_reconciles(
         gold_revenue=float(sum(gold_by_day.values(), Decimal("0"))),
         silver_revenue=float(sum(silver_by_day.values(), Decimal("0"))),
     )
+
+
+def known_reference(
+    contract_: Contract,
+    source: str,
+    reference_table: str,
+    by_day: Mapping[dt.date, tuple[int, int]],
+    samples: Sequence[Mapping[str, object]],
+    max_orphan_rate: float,
+    upstream_days: Sequence[dt.date],
+    reference_missing: bool = False,
+) -> dg.AssetCheckResult:
+    """Records point to a known record of ``source``, within a tolerance for late data.
+
+    ``by_day``: partition -> (valid records, orphans). Orphans stay in silver
+    (their referenced record may land late, and re-materialising then resolves
+    them); this check counts them per partition, samples their ids, and trips
+    when a partition's orphan share exceeds ``max_orphan_rate``.
+    """
+    name = names.known_reference(source)
+    ref = contract_.reference(source)
+    window = (
+        f"{reference_table} {upstream_days[0].isoformat()}...{upstream_days[-1].isoformat()}"
+        if upstream_days
+        else reference_table
+    )
+    rows, over = [], []
+    for day in sorted(by_day):
+        valid, orphans = by_day[day]
+        rate = orphans / valid if valid else 0.0
+        rows.append(
+            dg.TableRecord(
+                {
+                    "partition": day.isoformat(),
+                    "valid": int(valid),
+                    "orphans": int(orphans),
+                    "orphan_rate": float(rate),
+                }
+            )
+        )
+        if rate > max_orphan_rate:
+            over.append(f"{day.isoformat()} ({rate:.2%})")
+    total = sum(v for v, _ in by_day.values())
+    orphans = sum(o for _, o in by_day.values())
+    rate = orphans / total if total else 0.0
+    worst = max((o / v if v else 0.0 for v, o in by_day.values()), default=0.0)
+    if reference_missing:
+        description = (
+            f"{reference_table} has not been materialized: every {contract_.name} record is an "
+            f"orphan; materialize {reference_table} for {window} first"
+        )
+        passed = False
+    else:
+        description = (
+            f"{orphans} of {total} {contract_.name} records ({rate:.2%}) point to {source} not in "
+            f"{window} (tolerance {max_orphan_rate:.2%} per partition, for late data; "
+            "orphans are kept in silver and listed here)"
+        )
+        if over:
+            description += f"; above tolerance: {', '.join(over)}"
+        passed = not over
+    return _result(
+        name,
+        passed,
+        description,
+        orphans=int(orphans),
+        valid_rows=int(total),
+        orphan_rate=float(worst),
+        max_orphan_rate=float(max_orphan_rate),
+        reference_table=reference_table,
+        reference_partitions=window,
+        lookback_days=ref.lookback_days,
+        sample_orphans=dg.MetadataValue.json([dict(s) for s in samples]),
+        orphans_by_partition=dg.MetadataValue.table(
+            rows,
+            schema=dg.TableSchema(
+                columns=[
+                    dg.TableColumn("partition", "string"),
+                    dg.TableColumn("valid", "int"),
+                    dg.TableColumn("orphans", "int"),
+                    dg.TableColumn("orphan_rate", "float"),
+                ]
+            ),
+        ),
+    )
+
+
+def landing_schema(
+    contract_: Contract,
+    field_lines: Mapping[str, int],
+    object_lines: int,
+    samples: Mapping[str, str] | None = None,
+) -> dg.AssetCheckResult:
+    """Schema-change detection: the fields of the landed lines against the contract.
+
+    ``field_lines``: field name -> number of landed JSON objects carrying it.
+    A field outside the contract (its lines are kept, their raw text rescued in
+    ``_rescued_data``) or a contract field that no line carried is a schema
+    change: a WARN, not a circuit breaker — the data is still usable, but the
+    contract owner has to decide whether the contract should follow.
+    """
+    known = contract_.column_names
+    added = {f: int(n) for f, n in sorted(field_lines.items()) if f not in known}
+    missing = [c for c in known if c not in field_lines] if object_lines else []
+    changed = bool(added or missing)
+    diff_rows = [
+        f"| + {f} | added | {n} | {(samples or {}).get(f, '-')} |" for f, n in added.items()
+    ]
+    diff_rows += [f"| - {c} | missing | 0 | - |" for c in missing]
+    if changed:
+        parts = []
+        if added:
+            parts.append(
+                "new fields outside the contract (rescued in _rescued_data): "
+                + ", ".join(f"{f} ({n} lines)" for f, n in added.items())
+            )
+        if missing:
+            parts.append("contract fields no line carried: " + ", ".join(missing))
+        description = f"landing schema differs from the {contract_.name} contract: " + "; ".join(
+            parts
+        )
+    else:
+        description = f"every landed field is in the {contract_.name} contract"
+    return dg.AssetCheckResult(
+        check_name=names.LANDING_SCHEMA,
+        passed=not changed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata={
+            "added_fields": dg.MetadataValue.json(added),
+            "missing_fields": dg.MetadataValue.json(missing),
+            "column_diff": dg.MetadataValue.md(
+                "\n".join(
+                    [
+                        "| field | change | lines | first seen |",
+                        "|---|---|---|---|",
+                        *(diff_rows or ["| (none) | - | - | - |"]),
+                    ]
+                )
+            ),
+            "contract_version": contract_.version,
+            "json_object_lines": int(object_lines),
+        },
+    )
+
+
+def counts_reconcile(
+    name: str,
+    what: str,
+    gold_by_day: Mapping[dt.date, Mapping[str, int]],
+    silver_by_day: Mapping[dt.date, Mapping[str, int]],
+) -> dg.AssetCheckResult:
+    """Gold counts (per partition and measure) equal the same counts taken on silver."""
+    days = sorted(set(gold_by_day) | set(silver_by_day))
+    off = []
+    for d in days:
+        g, s = gold_by_day.get(d, {}), silver_by_day.get(d, {})
+        for measure in sorted(set(g) | set(s)):
+            if int(g.get(measure) or 0) != int(s.get(measure) or 0):
+                off.append(
+                    f"{d.isoformat()} {measure}: gold {g.get(measure)} vs silver {s.get(measure)}"
+                )
+    totals = {
+        f"gold_{m}": int(sum(int(v.get(m) or 0) for v in gold_by_day.values()))
+        for m in {m for v in gold_by_day.values() for m in v}
+    } | {
+        f"silver_{m}": int(sum(int(v.get(m) or 0) for v in silver_by_day.values()))
+        for m in {m for v in silver_by_day.values() for m in v}
+    }
+    return _result(
+        name,
+        not off,
+        f"{what} equal silver's in every partition"
+        if not off
+        else f"{what} do not reconcile with silver: {'; '.join(off[:10])}",
+        **totals,
+    )
+
+
+def rows_sane(
+    name: str,
+    what: str,
+    rows: DataFrame,
+    conditions: Mapping[str, object],
+    key: Sequence[str],
+) -> dg.AssetCheckResult:
+    """Every row satisfies every named condition (boolean Columns; null counts as broken)."""
+    counts = rows.agg(
+        F.count(F.lit(1)).alias("_rows"),
+        *[
+            F.sum(F.when(F.coalesce(cond, F.lit(False)), 0).otherwise(1)).alias(label)
+            for label, cond in conditions.items()
+        ],
+    ).first()
+    broken = {label: int(counts[label] or 0) for label in conditions}
+    bad = {k: v for k, v in broken.items() if v}
+    sample: list[str] = []
+    if bad:
+        any_broken = None
+        for cond in conditions.values():
+            c = ~F.coalesce(cond, F.lit(False))
+            any_broken = c if any_broken is None else any_broken | c
+        sample = [
+            ", ".join(str(r[k]) for k in key) for r in rows.where(any_broken).limit(5).collect()
+        ]
+    return _result(
+        name,
+        not bad,
+        f"{what}: every row passes"
+        if not bad
+        else f"{what}: " + ", ".join(f"{k} broken in {v} rows" for k, v in bad.items()),
+        rows=int(counts["_rows"] or 0),
+        broken_rows_by_condition=dg.MetadataValue.json(broken),
+        sample=", ".join(sample) or "-",
+    )

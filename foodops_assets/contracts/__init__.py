@@ -6,7 +6,9 @@ from .model import (
     Contract,
     ContractColumn,
     ContractError,
+    Reference,
     Rule,
+    check_references,
     load_contract,
     parse_contract,
 )
@@ -17,7 +19,9 @@ __all__ = [
     "Contract",
     "ContractColumn",
     "ContractError",
+    "Reference",
     "Rule",
+    "check_references",
     "load_contract",
     "parse_contract",
 ]

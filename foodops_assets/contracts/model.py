@@ -32,7 +32,18 @@ RULE_KINDS: dict[str, tuple[str, ...]] = {
     "in_set": ("values",),
     "between": ("min", "max"),
     "in_partition_window": ("max_age_days", "future_tolerance_minutes"),
+    # the column is present exactly when when_column holds one of when_values
+    "present_iff": ("when_column", "when_values"),
+    # column <= then[0] <= then[1] ...; a missing value is skipped (presence is another rule)
+    "ordered": ("then",),
+    # column >= the referenced record's reference_column (see Contract.references);
+    # a record whose reference is not found passes: the referential-integrity check reports it
+    "not_before_reference": ("reference", "reference_column"),
 }
+
+# kinds that compare several columns of a record (or a referenced record)
+MULTI_COLUMN_KINDS = ("present_iff", "ordered", "not_before_reference")
+_ORDERABLE_TYPES = ("int", "long", "double", "date", "timestamp")
 
 PARSEABLE_RULE = "parseable_record"
 
@@ -63,6 +74,20 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """Records of this source point to records of another daily source.
+
+    ``key`` is a column of this contract holding the other source's primary
+    key. A record of partition D is looked up in the other source's silver
+    partitions D-lookback_days..D (a partition mapping on the dependency).
+    """
+
+    source: str
+    key: str
+    lookback_days: int
+
+
+@dataclass(frozen=True)
 class Contract:
     name: str
     version: str
@@ -75,6 +100,7 @@ class Contract:
     sla: Mapping[str, Any]
     event_time: str | None = None
     path: str = ""
+    references: tuple[Reference, ...] = ()
 
     @property
     def column_names(self) -> list[str]:
@@ -93,6 +119,22 @@ class Contract:
 
     def sla_value(self, key: str, default: Any = None) -> Any:
         return self.sla.get(key, default)
+
+    def reference(self, source: str) -> Reference:
+        for r in self.references:
+            if r.source == source:
+                return r
+        raise KeyError(f"contract {self.name!r} declares no reference to {source!r}")
+
+    def reference_columns(self, source: str) -> list[str]:
+        """Columns of the referenced source that this contract's rules compare with."""
+        return sorted(
+            {
+                str(r.params["reference_column"])
+                for r in self.rules
+                if r.check == "not_before_reference" and r.params["reference"] == source
+            }
+        )
 
 
 def load_contract(name: str, contracts_dir: str | Path | None = None) -> Contract:
@@ -149,6 +191,9 @@ def parse_contract(doc: Any, source: str = "<contract>") -> Contract:
     if dupes:
         raise fail(f"duplicate columns: {', '.join(dupes)}")
 
+    references = _parse_references(doc.get("references"), names, fail)
+    ref_names = [r.source for r in references]
+
     rules: list[Rule] = []
     for i, r in enumerate(doc.get("rules") or []):
         if not isinstance(r, dict):
@@ -170,6 +215,7 @@ def parse_contract(doc: Any, source: str = "<contract>") -> Contract:
         if unknown:
             raise fail(f"rules[{i}] ({rname}): unknown parameters {', '.join(unknown)}")
         _check_params(check, params, f"rules[{i}] ({rname})", fail)
+        _check_columns(check, column, params, columns, ref_names, f"rules[{i}] ({rname})", fail)
         rules.append(Rule(rname, check, column, str(r.get("description") or ""), params))
     rnames = [r.name for r in rules]
     if PARSEABLE_RULE in rnames:
@@ -211,7 +257,113 @@ def parse_contract(doc: Any, source: str = "<contract>") -> Contract:
         sla=dict(sla),
         event_time=event_time,
         path=source,
+        references=tuple(references),
     )
+
+
+def check_references(contracts: Mapping[str, Contract]) -> None:
+    """Cross-contract validation: every reference names a loaded daily source,
+    its key is that source's primary key, and compared columns exist there
+    with a comparable type. Raises :class:`ContractError` naming the file."""
+    for contract in contracts.values():
+        for ref in contract.references:
+            where = f"{contract.path or contract.name}: references.{ref.source}"
+            other = contracts.get(ref.source)
+            if other is None:
+                raise ContractError(
+                    f"{where}: no contract named {ref.source!r} is loaded "
+                    f"(known: {', '.join(sorted(contracts))})"
+                )
+            if other.layout != "daily":
+                raise ContractError(f"{where}: {ref.source} is not a daily source")
+            if list(other.primary_key) != [ref.key]:
+                raise ContractError(
+                    f"{where}: key {ref.key!r} is not the primary key of {ref.source} "
+                    f"({', '.join(other.primary_key) or 'none'})"
+                )
+            for column in contract.reference_columns(ref.source):
+                if column not in other.column_names:
+                    raise ContractError(
+                        f"{where}: reference_column {column!r} is not a column of {ref.source}"
+                    )
+        for rule in contract.rules:
+            if rule.check != "not_before_reference":
+                continue
+            other = contracts[str(rule.params["reference"])]
+            theirs = other.column(str(rule.params["reference_column"])).type
+            ours = contract.column(rule.column).type
+            if theirs != ours:
+                raise ContractError(
+                    f"{contract.path or contract.name}: rule {rule.name} compares {rule.column} "
+                    f"({ours}) with {other.name}.{rule.params['reference_column']} ({theirs}); "
+                    "the types must match"
+                )
+
+
+def _parse_references(doc: Any, names: list[str], fail) -> list[Reference]:
+    if doc is None:
+        return []
+    if not isinstance(doc, dict):
+        raise fail("'references' must be a mapping of source name -> {key, lookback_days}")
+    out = []
+    for source, spec in doc.items():
+        if not isinstance(source, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", source):
+            raise fail(f"references: {source!r} must be a lower_snake_case source name")
+        if not isinstance(spec, dict):
+            raise fail(f"references.{source} must be a mapping with key and lookback_days")
+        unknown = sorted(set(spec) - {"key", "lookback_days"})
+        if unknown:
+            raise fail(f"references.{source}: unknown fields {', '.join(unknown)}")
+        key = _str(spec.get("key"), f"references.{source}.key", fail)
+        if key not in names:
+            raise fail(f"references.{source}: key {key!r} is not a contract column")
+        lookback = spec.get("lookback_days")
+        if not isinstance(lookback, int) or isinstance(lookback, bool) or not 0 <= lookback <= 366:
+            raise fail(
+                f"references.{source}: lookback_days must be a whole number of days "
+                f"between 0 and 366, got {lookback!r}"
+            )
+        out.append(Reference(source, key, lookback))
+    return out
+
+
+def _check_columns(
+    check: str,
+    column: str,
+    params: Mapping[str, Any],
+    columns: list[ContractColumn],
+    references: list[str],
+    where: str,
+    fail,
+) -> None:
+    """Columns named by multi-column rule kinds exist and can be compared."""
+    types = {c.name: c.type for c in columns}
+    if check == "present_iff":
+        other = params["when_column"]
+        if other not in types:
+            raise fail(f"{where}: when_column {other!r} is not a contract column")
+        if other == column:
+            raise fail(f"{where}: when_column must be another column than {column!r}")
+    elif check == "ordered":
+        chain = [column, *params["then"]]
+        for c in params["then"]:
+            if c not in types:
+                raise fail(f"{where}: then names {c!r}, which is not a contract column")
+        if len(set(chain)) != len(chain):
+            raise fail(
+                f"{where}: a column appears twice in {column} <= {' <= '.join(params['then'])}"
+            )
+        kinds = {types[c] for c in chain}
+        if len(kinds) != 1 or not kinds <= set(_ORDERABLE_TYPES):
+            raise fail(
+                f"{where}: ordered columns must share one of the types "
+                f"{', '.join(_ORDERABLE_TYPES)}; got {', '.join(f'{c} {types[c]}' for c in chain)}"
+            )
+    elif check == "not_before_reference":
+        if params["reference"] not in references:
+            raise fail(
+                f"{where}: reference {params['reference']!r} is not declared under 'references'"
+            )
 
 
 def _str(value: Any, what: str, fail) -> str:
@@ -242,3 +394,21 @@ def _check_params(check: str, params: Mapping[str, Any], where: str, fail) -> No
     elif check == "in_partition_window":
         number("max_age_days")
         number("future_tolerance_minutes")
+    elif check == "present_iff":
+        if not isinstance(params["when_column"], str):
+            raise fail(f"{where}: when_column must be a column name")
+        values = params["when_values"]
+        if (
+            not isinstance(values, list)
+            or not values
+            or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values)
+        ):
+            raise fail(f"{where}: when_values must be a non-empty list of strings or integers")
+    elif check == "ordered":
+        then = params["then"]
+        if not isinstance(then, list) or not then or not all(isinstance(c, str) for c in then):
+            raise fail(f"{where}: then must be a non-empty list of column names")
+    elif check == "not_before_reference":
+        for key in ("reference", "reference_column"):
+            if not isinstance(params[key], str) or not params[key].strip():
+                raise fail(f"{where}: {key} must be a name")

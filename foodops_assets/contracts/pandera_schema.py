@@ -90,6 +90,8 @@ _PANDERA_TO_KIND = {
 
 def _rule_for(contract: Contract, column: str | None, check: str) -> str | None:
     """The contract rule behind a pandera failure, so reports speak the contract's names."""
+    if check in contract.rule_names:  # custom checks (multi-column kinds) carry the rule's name
+        return check
     kinds = _PANDERA_TO_KIND.get(check.split("(", 1)[0], ())
     names = [r.name for r in contract.rules if r.column == column and r.check in kinds]
     return ", ".join(names) or None
@@ -107,6 +109,24 @@ def _check(pa, rule: Rule, start: dt.datetime | None, end: dt.datetime | None):
         return pa.Check.isin(list(p["values"]), name=rule.name)
     if rule.check == "between":
         return pa.Check.in_range(p["min"], p["max"], name=rule.name)
+    if rule.check == "present_iff":
+        return pa.Check(
+            _present_iff,
+            name=rule.name,
+            error=f"{rule.column} present exactly when {p['when_column']} in {list(p['when_values'])}",
+            when_column=p["when_column"],
+            when_values=list(p["when_values"]),
+        )
+    if rule.check == "ordered":
+        return pa.Check(
+            _ordered,
+            name=rule.name,
+            error=f"{' <= '.join([rule.column, *p['then']])}",
+            then=list(p["then"]),
+        )
+    # not_before_reference compares with another table's record: silver does not
+    # carry it, so that rule is enforced on every row before publish (the DLQ),
+    # not re-checked here
     if rule.check == "in_partition_window" and start is not None and end is not None:
         earliest = start - dt.timedelta(days=float(p["max_age_days"]))
         latest = end + dt.timedelta(minutes=float(p["future_tolerance_minutes"]))
@@ -119,6 +139,29 @@ def _check(pa, rule: Rule, start: dt.datetime | None, end: dt.datetime | None):
             name=rule.name,
         )
     return None
+
+
+def _present_iff(data, when_column: str, when_values: list) -> bool:
+    """pandera.pyspark custom check: no row where the column's presence disagrees
+    with ``when_column in when_values`` (written independently of the DLQ rule)."""
+    from pyspark.sql import functions as F
+
+    expected = F.coalesce(F.col(when_column).isin(when_values), F.lit(False))
+    present = F.col(data.column_name).isNotNull()
+    return data.dataframe.where(expected != present).limit(1).count() == 0
+
+
+def _ordered(data, then: list) -> bool:
+    """pandera.pyspark custom check: no pair of present values out of order."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    chain = [data.column_name, *then]
+    pairs = [
+        F.col(a) > F.col(b) for i, a in enumerate(chain) for b in chain[i + 1 :]
+    ]  # null when a value is missing, and where() drops nulls
+    return data.dataframe.where(reduce(lambda x, y: x | y, pairs)).limit(1).count() == 0
 
 
 def _plain(value: Any) -> Any:

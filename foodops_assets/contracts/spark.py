@@ -62,6 +62,24 @@ def rule_passes(
         cond = col.isin(list(p["values"]))
     elif rule.check == "between":
         cond = col.between(F.lit(p["min"]), F.lit(p["max"]))
+    elif rule.check == "present_iff":
+        when = F.col(p["when_column"]).isin(list(p["when_values"]))
+        # a null when_column counts as "not in when_values": the value must be absent
+        cond = F.when(F.coalesce(when, F.lit(False)), col.isNotNull()).otherwise(col.isNull())
+    elif rule.check == "ordered":
+        chain = [col, *[F.col(c) for c in p["then"]]]
+        # every pair in order; a missing value skips its comparisons, so
+        # a <= (missing) <= c still requires a <= c
+        cond = F.lit(True)
+        for i, earlier in enumerate(chain):
+            for later in chain[i + 1 :]:
+                cond = cond & F.coalesce(earlier <= later, F.lit(True))
+    elif rule.check == "not_before_reference":
+        theirs = F.col(reference_value_column(p["reference"], p["reference_column"]))
+        found = F.col(reference_found_column(p["reference"]))
+        # not found: nothing to compare with (the referential-integrity check
+        # reports the orphan); found: the value must be present and not earlier
+        cond = F.coalesce(col >= theirs, ~F.coalesce(found, F.lit(False)))
     elif rule.check == "in_partition_window":
         if window_start is None or window_end is None:
             raise ValueError(f"rule {rule.name} needs the partition window")
@@ -71,6 +89,17 @@ def rule_passes(
     else:  # the loader rejects unknown kinds; this guards programming errors
         raise ValueError(f"unknown rule check {rule.check!r}")
     return F.coalesce(cond, F.lit(False))
+
+
+def reference_found_column(source: str) -> str:
+    """Column that says whether a record's reference into ``source`` was found
+    (added by ``transforms.references.attach_references``)."""
+    return f"_ref_{source}__found"
+
+
+def reference_value_column(source: str, column: str) -> str:
+    """Column holding ``column`` of the referenced ``source`` record."""
+    return f"_ref_{source}__{column}"
 
 
 def _utc(ts: dt.datetime) -> dt.datetime:

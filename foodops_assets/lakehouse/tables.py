@@ -48,6 +48,13 @@ DELIVERY_PERFORMANCE_DAILY = _daily("gold", "delivery_performance_daily")
 RESTAURANT_RATINGS_DAILY = _daily("gold", "restaurant_ratings_daily")
 CITY_HOURLY_DEMAND = _daily("gold", "city_hourly_demand")
 
+# the silver table of each daily landing source (what a contract's references point into)
+SILVER_BY_SOURCE: dict[str, TableRef] = {
+    "orders": ORDERS_VALID,
+    "deliveries": DELIVERIES_VALID,
+    "reviews": REVIEWS_VALID,
+}
+
 TABLES: dict[str, TableRef] = {
     t.name: t
     for t in (

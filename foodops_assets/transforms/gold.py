@@ -143,3 +143,178 @@ def city_hourly_demand(orders: DataFrame) -> DataFrame:
 def revenue_by_day(df: DataFrame, revenue_column: str) -> DataFrame:
     """(partition_date, revenue) totals, for reconciliation."""
     return df.groupBy("partition_date").agg(F.sum(revenue_column).cast(MONEY).alias("revenue"))
+
+
+# -- deliveries ----------------------------------------------------------------------------
+DELIVERY_PERFORMANCE_DAILY_SCHEMA = T.StructType(
+    [
+        T.StructField("partition_date", T.DateType()),
+        T.StructField("city", T.StringType()),
+        T.StructField("deliveries", T.LongType()),
+        T.StructField("delivered", T.LongType()),
+        T.StructField("cancelled", T.LongType()),
+        T.StructField("failed", T.LongType()),
+        T.StructField("avg_delivery_minutes", T.DoubleType()),
+        T.StructField("p50_delivery_minutes", T.DoubleType()),
+        T.StructField("p90_delivery_minutes", T.DoubleType()),
+        T.StructField("max_delivery_minutes", T.DoubleType()),
+        T.StructField("on_time_sla_minutes", T.DoubleType()),
+        T.StructField("on_time_deliveries", T.LongType()),
+        T.StructField("on_time_rate", T.DoubleType()),
+        T.StructField("cancellation_rate", T.DoubleType()),
+    ]
+)
+
+_DELIVERY_TIME = ["assigned_at", "delivered_at", "status"]
+DELIVERY_PERFORMANCE_DAILY_LINEAGE: dict[str, dict[str, list[str]]] = {
+    "partition_date": {"deliveries_valid": ["partition_date"]},
+    "city": {"deliveries_valid": ["city"]},
+    "deliveries": {"deliveries_valid": ["delivery_id"]},
+    "delivered": {"deliveries_valid": ["delivery_id", "status"]},
+    "cancelled": {"deliveries_valid": ["delivery_id", "status"]},
+    "failed": {"deliveries_valid": ["delivery_id", "status"]},
+    "avg_delivery_minutes": {"deliveries_valid": _DELIVERY_TIME},
+    "p50_delivery_minutes": {"deliveries_valid": _DELIVERY_TIME},
+    "p90_delivery_minutes": {"deliveries_valid": _DELIVERY_TIME},
+    "max_delivery_minutes": {"deliveries_valid": _DELIVERY_TIME},
+    # the delivery promise the rate was measured against (run config / deliveries contract)
+    "on_time_sla_minutes": {},
+    "on_time_deliveries": {"deliveries_valid": _DELIVERY_TIME},
+    "on_time_rate": {"deliveries_valid": _DELIVERY_TIME},
+    "cancellation_rate": {"deliveries_valid": ["delivery_id", "status"]},
+}
+
+
+def delivery_minutes() -> Column:
+    """Minutes from assignment to the doorstep of a delivered delivery (else null), exact."""
+    micros = F.unix_micros(F.col("delivered_at")) - F.unix_micros(F.col("assigned_at"))
+    return F.when(F.col("status") == "delivered", micros / F.lit(60_000_000.0))
+
+
+def delivery_performance_daily(deliveries: DataFrame, on_time_minutes: float) -> DataFrame:
+    """Per city and day: deliveries by outcome, delivery time (avg, exact p50/p90, max)
+    of delivered ones, on-time rate against ``on_time_minutes`` and cancellation rate.
+
+    Percentiles are Spark's exact ``percentile`` (linear interpolation between the
+    closest ranks, like numpy's default): p90 of 1..10 is 9.1. The on-time rate
+    is delivered within the promise / delivered; the cancellation rate is
+    cancelled / all deliveries.
+    """
+    minutes = delivery_minutes()
+    status = F.col("status")
+    sla = F.lit(float(on_time_minutes))
+    daily = deliveries.groupBy("partition_date", "city").agg(
+        F.count(F.lit(1)).alias("deliveries"),
+        F.sum((status == "delivered").cast("long")).alias("delivered"),
+        F.sum((status == "cancelled").cast("long")).alias("cancelled"),
+        F.sum((status == "failed").cast("long")).alias("failed"),
+        F.avg(minutes).alias("avg_delivery_minutes"),
+        F.percentile(minutes, F.lit(0.5)).alias("p50_delivery_minutes"),
+        F.percentile(minutes, F.lit(0.9)).alias("p90_delivery_minutes"),
+        F.max(minutes).alias("max_delivery_minutes"),
+        F.sum(F.when(minutes <= sla, 1).otherwise(0)).cast("long").alias("on_time_deliveries"),
+    )
+    return daily.select(
+        "partition_date",
+        "city",
+        F.col("deliveries").cast("long").alias("deliveries"),
+        F.col("delivered").cast("long").alias("delivered"),
+        F.col("cancelled").cast("long").alias("cancelled"),
+        F.col("failed").cast("long").alias("failed"),
+        F.col("avg_delivery_minutes").cast("double").alias("avg_delivery_minutes"),
+        F.col("p50_delivery_minutes").cast("double").alias("p50_delivery_minutes"),
+        F.col("p90_delivery_minutes").cast("double").alias("p90_delivery_minutes"),
+        F.col("max_delivery_minutes").cast("double").alias("max_delivery_minutes"),
+        sla.alias("on_time_sla_minutes"),
+        "on_time_deliveries",
+        F.when(F.col("delivered") > 0, F.col("on_time_deliveries") / F.col("delivered")).alias(
+            "on_time_rate"
+        ),
+        (F.col("cancelled") / F.col("deliveries")).alias("cancellation_rate"),
+    )
+
+
+# -- ratings -------------------------------------------------------------------------------
+ROLLING_WINDOW_DAYS = 30
+
+RESTAURANT_RATINGS_DAILY_SCHEMA = T.StructType(
+    [
+        T.StructField("partition_date", T.DateType()),
+        T.StructField("restaurant_id", T.StringType()),
+        T.StructField("restaurant_name", T.StringType()),
+        T.StructField("city", T.StringType()),
+        T.StructField("reviews", T.LongType()),
+        T.StructField("avg_rating", T.DoubleType()),
+        T.StructField("rolling_30d_reviews", T.LongType()),
+        T.StructField("rolling_30d_avg_rating", T.DoubleType()),
+        T.StructField("rolling_window_start", T.DateType()),
+    ]
+)
+
+RESTAURANT_RATINGS_DAILY_LINEAGE: dict[str, dict[str, list[str]]] = {
+    "partition_date": {"reviews_valid": ["partition_date"]},
+    "restaurant_id": {"reviews_valid": ["restaurant_id"]},
+    "restaurant_name": {"restaurants": ["name"]},
+    "city": {"restaurants": ["city"]},
+    "reviews": {"reviews_valid": ["review_id", "partition_date"]},
+    "avg_rating": {"reviews_valid": ["rating", "partition_date"]},
+    "rolling_30d_reviews": {"reviews_valid": ["review_id", "partition_date"]},
+    "rolling_30d_avg_rating": {"reviews_valid": ["rating", "partition_date"]},
+    "rolling_window_start": {"reviews_valid": ["partition_date"]},
+}
+
+
+def restaurant_ratings_daily(
+    reviews: DataFrame,
+    days: list,
+    restaurants: DataFrame,
+    window_days: int = ROLLING_WINDOW_DAYS,
+) -> DataFrame:
+    """Per restaurant and day D in ``days``: the day's reviews and average rating,
+    and the rolling average over partitions D-(window_days-1)..D.
+
+    ``reviews`` must hold (at least) those partitions. The rolling average
+    weighs every review once (sum of ratings / number of reviews in the window,
+    not a mean of daily means); a day without reviews contributes nothing. A
+    restaurant gets a row for D when it has a review anywhere in D's window
+    (``reviews`` = 0 and ``avg_rating`` null on a day without reviews).
+    """
+    per_day = reviews.groupBy(F.col("partition_date").alias("review_day"), "restaurant_id").agg(
+        F.count(F.lit(1)).alias("n"),
+        F.sum("rating").cast("long").alias("rating_sum"),
+    )
+    out_days = reviews.sparkSession.createDataFrame(
+        [(d,) for d in sorted(set(days))], "partition_date date"
+    )
+    start = F.date_sub(F.col("partition_date"), window_days - 1)
+    in_window = (F.col("review_day") <= F.col("partition_date")) & (F.col("review_day") >= start)
+    today = F.col("review_day") == F.col("partition_date")
+    rolling = (
+        F.broadcast(out_days)
+        .join(per_day, in_window, "inner")
+        .groupBy("partition_date", "restaurant_id")
+        .agg(
+            F.sum(F.when(today, F.col("n")).otherwise(0)).cast("long").alias("reviews"),
+            F.sum(F.when(today, F.col("rating_sum"))).alias("day_sum"),
+            F.sum("n").cast("long").alias("rolling_30d_reviews"),
+            F.sum("rating_sum").alias("window_sum"),
+        )
+    )
+    names = restaurants.select(
+        "restaurant_id", F.col("name").alias("restaurant_name"), "city"
+    ).dropDuplicates(["restaurant_id"])
+    return rolling.join(F.broadcast(names), "restaurant_id", "left").select(
+        "partition_date",
+        "restaurant_id",
+        "restaurant_name",
+        "city",
+        "reviews",
+        F.when(F.col("reviews") > 0, F.col("day_sum") / F.col("reviews"))
+        .cast("double")
+        .alias("avg_rating"),
+        "rolling_30d_reviews",
+        (F.col("window_sum") / F.col("rolling_30d_reviews"))
+        .cast("double")
+        .alias("rolling_30d_avg_rating"),
+        start.alias("rolling_window_start"),
+    )

@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ..contracts import PARSEABLE_RULE, Contract
-from ..contracts.spark import rule_passes, spark_schema
+from ..contracts.spark import reference_found_column, rule_passes, spark_schema
 from .bronze import LINEAGE_COLUMNS
 
 DLQ_COLUMNS = [
@@ -79,6 +79,26 @@ class Validated:
             *LINEAGE_COLUMNS,
         )
 
+    def orphans(self, source: str) -> DataFrame:
+        """Silver rows whose reference into ``source`` was not found (kept in silver:
+        the referenced record may land late; the referential-integrity check reports them)."""
+        ref = self.contract.reference(source)
+        return self.classified.where(
+            (F.col("_dest") == SILVER) & ~F.col(reference_found_column(source))
+        ).select(*self.contract.primary_key, ref.key, "partition_date")
+
+    def references_found(self, source: str) -> DataFrame:
+        """(partition_date, valid, orphans) per partition for the reference into ``source``."""
+        found = F.col(reference_found_column(source))
+        return (
+            self.classified.where(F.col("_dest") == SILVER)
+            .groupBy("partition_date")
+            .agg(
+                F.count(F.lit(1)).alias("valid"),
+                F.sum((~found).cast("long")).alias("orphans"),
+            )
+        )
+
     def counts(self) -> DataFrame:
         """(partition_date, _dest, rows, conflicts) — one pass over ``classified``."""
         return self.classified.groupBy("partition_date", "_dest").agg(
@@ -124,6 +144,24 @@ def validate(
     window_start: dt.datetime,
     window_end: dt.datetime,
 ) -> Validated:
+    """Assign every bronze row its destination (see :class:`Validated`).
+
+    A contract with references (``review_after_order``) needs the referenced
+    values attached first: ``transforms.references.attach_references``.
+    """
+    missing = sorted(
+        {
+            str(rule.params["reference"])
+            for rule in contract.rules
+            if rule.check == "not_before_reference"
+            and reference_found_column(str(rule.params["reference"])) not in bronze.columns
+        }
+    )
+    if missing:
+        raise ValueError(
+            f"{contract.name} rules need the referenced {', '.join(missing)} records: "
+            "attach them with transforms.references.attach_references before validate()"
+        )
     keyed = bronze.withColumn(
         "_failed_rules", failed_rules_column(contract, window_start, window_end)
     ).withColumn("_passes", F.size("_failed_rules") == 0)
