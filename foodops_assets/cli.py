@@ -2,6 +2,7 @@
 
 foodops generate --landing-root DIR --start YYYY-MM-DD --days N ...
 foodops summary                      tables, DLQ by rule, latest check results
+foodops late-data --source S --date D  what to re-materialise after a late file
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def main() -> None:
     type=click.FloatRange(0.0, 1.0),
     default=0.02,
     show_default=True,
-    help="Share of orders replaced by bad records (plus duplicates and extra fields).",
+    help="Share of orders, deliveries and reviews replaced by bad records "
+    "(plus duplicates and extra fields).",
 )
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option(
@@ -85,6 +87,38 @@ def summary() -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(render(settings))
+
+
+@main.command("late-data")
+@click.option(
+    "--source",
+    required=True,
+    type=click.Choice(["orders", "deliveries", "reviews"]),
+    help="Landing source the late file belongs to.",
+)
+@click.option(
+    "--date",
+    "day",
+    required=True,
+    callback=_date,
+    help="The date= directory the late file landed in (YYYY-MM-DD).",
+)
+def late_data(source: str, day: dt.date) -> None:
+    """Print the runs that rebuild a partition after a late file, and everything downstream
+    (rolling windows and lookups included), as dagster commands in dependency order."""
+    from .definitions import build_definitions
+    from .late_data import replan
+
+    try:
+        settings = Settings.from_env()
+        steps = replan(build_definitions(settings), source, day)
+    except (ConfigError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"# a file landed late in {source}/date={day.isoformat()}: re-materialise, in this order"
+    )
+    for step in steps:
+        click.echo(step.command())
 
 
 if __name__ == "__main__":

@@ -65,10 +65,23 @@ def check_lines(settings: Settings) -> list[str]:
         latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
         for key in keys:
             record = latest.get(key)
-            status = record.status.value if record else "NOT RUN"
+            status = _status(record) if record else "NOT RUN"
             run = record.run_id[:8] if record else "-"
             out.append(f"{key.asset_key.to_user_string():<26}{key.name:<34}{status:<10}{run}")
     return out
+
+
+def _status(record) -> str:
+    """SUCCEEDED / FAILED / ..., and WARN for a failed check of WARN severity
+    (a schema change on bronze: reported, not a circuit breaker)."""
+    import dagster as dg
+
+    status = record.status.value
+    if status == "FAILED":
+        evaluation = getattr(record.event.dagster_event, "event_specific_data", None)
+        if getattr(evaluation, "severity", None) == dg.AssetCheckSeverity.WARN:
+            return "WARN"
+    return status
 
 
 def render(settings: Settings) -> str:

@@ -85,3 +85,36 @@ DISHES = [
 def land_reference(lake) -> None:
     lake.land("restaurants", None, "snapshot-20261101.jsonl", RESTAURANTS)
     lake.land("dishes", None, "snapshot-20261101.jsonl", DISHES)
+
+
+def delivery(n: int = 1, day: dt.date = DAY, **overrides) -> dict:
+    """A delivered delivery of order ``o-<n>``: assigned 12:00, picked up 12:15, delivered 12:40."""
+    d = day.isoformat()
+    record = {
+        "delivery_id": f"dl-{n}",
+        "order_id": f"o-{n}",
+        "rider_id": f"rider-{n % 3}",
+        "city": "Pune",
+        "assigned_at": f"{d}T12:00:00Z",
+        "picked_up_at": f"{d}T12:15:00Z",
+        "delivered_at": f"{d}T12:40:00Z",
+        "distance_km": 3.5,
+        "status": "delivered",
+    }
+    record.update(overrides)
+    return record
+
+
+def review(n: int = 1, day: dt.date = DAY, **overrides) -> dict:
+    """A 4-star review of order ``o-<n>`` at restaurant r-1, written at 18:00."""
+    record = {
+        "review_id": f"rv-{n}",
+        "order_id": f"o-{n}",
+        "user_id": f"u-{n % 7}",
+        "restaurant_id": "r-1",
+        "rating": 4,
+        "comment": "Tasty",
+        "review_time": f"{day.isoformat()}T18:00:00Z",
+    }
+    record.update(overrides)
+    return record

@@ -113,7 +113,6 @@ def _check(pa, rule: Rule, start: dt.datetime | None, end: dt.datetime | None):
         return pa.Check(
             _present_iff,
             name=rule.name,
-            error=f"{rule.column} present exactly when {p['when_column']} in {list(p['when_values'])}",
             when_column=p["when_column"],
             when_values=list(p["when_values"]),
         )
@@ -121,7 +120,6 @@ def _check(pa, rule: Rule, start: dt.datetime | None, end: dt.datetime | None):
         return pa.Check(
             _ordered,
             name=rule.name,
-            error=f"{' <= '.join([rule.column, *p['then']])}",
             then=list(p["then"]),
         )
     # not_before_reference compares with another table's record: silver does not

@@ -5,10 +5,13 @@ Orders follow lunch and dinner peaks; deliveries take longer with distance;
 a fraction of delivered orders gets a review whose rating depends on the
 kitchen and on how late the food was.
 
-At ``bad_rate`` the orders carry every kind of bad record the orders rules
-catch (malformed JSON, wrong types, missing ids, non-positive price and
-quantity, future timestamps), records with fields outside the contract
-(accepted, rescued), and exact duplicates within and across files. Files
+At ``bad_rate`` every daily source carries every kind of bad record its
+contract's rules catch (orders: malformed JSON, wrong types, missing ids,
+non-positive price and quantity, future timestamps; deliveries and reviews:
+see ``BAD_DELIVERY_KINDS`` and ``BAD_REVIEW_KINDS``), records with fields
+outside the contract (accepted, rescued), and exact duplicates within and
+across files. The bad deliveries and reviews draw from their own random
+stream, so the orders of a seed are the same with or without them. Files
 are written as ``.tmp`` and renamed, so a reader never sees half a file.
 """
 
@@ -37,6 +40,33 @@ BAD_ORDER_KINDS = (
     "non_positive_quantity",
     "future_timestamp",
 )
+# kind of bad delivery -> the deliveries rule it breaks (some break a second one too)
+BAD_DELIVERY_KINDS = {
+    "malformed_json": "parseable_record",
+    "wrong_type": "parseable_record",
+    "missing_delivery_id": "has_delivery_id",
+    "missing_order_id": "has_order_id",
+    "missing_rider_id": "has_rider_id",
+    "missing_city": "has_city",
+    "unknown_status": "valid_delivery_status",
+    "future_assignment": "assigned_at_in_window",
+    "delivered_without_time": "delivered_at_iff_delivered",
+    "time_without_delivery": "delivered_at_iff_delivered",
+    "unordered_timestamps": "timestamps_ordered",
+    "negative_distance": "non_negative_distance",
+}
+# kind of bad review -> the reviews rule it breaks
+BAD_REVIEW_KINDS = {
+    "malformed_json": "parseable_record",
+    "wrong_type": "parseable_record",
+    "missing_review_id": "has_review_id",
+    "missing_order_id": "has_order_id",
+    "missing_user_id": "has_user_id",
+    "missing_restaurant_id": "has_restaurant_id",
+    "rating_out_of_range": "valid_rating",
+    "future_review": "review_time_in_window",
+    "review_before_order": "review_after_order",
+}
 PAYMENT_METHODS = (("upi", 0.5), ("card", 0.25), ("wallet", 0.1), ("cash", 0.15))
 COMMENTS = {
     5: ["Loved it!", "Perfect, will order again", "Hot and on time", "Best in town"],
@@ -57,6 +87,10 @@ class GenerationReport:
     bad_orders: Counter = field(default_factory=Counter)  # kind -> lines
     extra_field_orders: int = 0
     duplicate_orders: int = 0
+    bad_deliveries: Counter = field(default_factory=Counter)  # kind -> lines
+    bad_reviews: Counter = field(default_factory=Counter)  # kind -> lines
+    duplicates: Counter = field(default_factory=Counter)  # deliveries/reviews -> extra copies
+    extra_fields: Counter = field(default_factory=Counter)  # deliveries/reviews -> lines
 
     def summary(self) -> str:
         lines = [
@@ -71,6 +105,14 @@ class GenerationReport:
                 f"  bad orders: {bad or 'none'}; exact duplicates: {self.duplicate_orders}; "
                 f"with fields outside the contract: {self.extra_field_orders}"
             )
+        for source, bad in (("deliveries", self.bad_deliveries), ("reviews", self.bad_reviews)):
+            if bad or self.duplicates[source] or self.extra_fields[source]:
+                kinds = ", ".join(f"{k}={v}" for k, v in sorted(bad.items()))
+                lines.append(
+                    f"  bad {source}: {kinds or 'none'}; exact duplicates: "
+                    f"{self.duplicates[source]}; with fields outside the contract: "
+                    f"{self.extra_fields[source]}"
+                )
         return "\n".join(lines)
 
 
@@ -95,12 +137,22 @@ def generate(
 
     root = Path(landing_root)
     rng = random.Random(seed)
+    # bad deliveries and reviews: their own stream, so the orders do not depend on them
+    bad_rng = random.Random(f"foodops-bad-records-{seed}")
     world = build_world(rng, orders_per_day, start)
     report = GenerationReport(str(root), start, days)
 
     _write_snapshots(root, world, start, report)
 
     later: dict[str, dict[dt.date, list[str]]] = {"deliveries": {}, "reviews": {}}
+    order_time_of: dict[str, str] = {}  # order_id -> order_time, for reviewed orders
+
+    def land_later(source: str, d: dt.date, rows: list[str]) -> None:
+        rows = _corrupt_later(bad_rng, source, rows, bad_rate, d, order_time_of, report)
+        batches = _duplicate(bad_rng, _split(rows, files_per_day), bad_rate, report, source)
+        _write_daily(root, source, d, batches, report)
+        report.records[source] += sum(len(b) for b in batches)
+
     bar = tqdm(
         total=days * orders_per_day,
         unit="orders",
@@ -114,6 +166,11 @@ def generate(
             later["deliveries"].setdefault(d, []).append(line)
         for d, line in reviews:
             later["reviews"].setdefault(d, []).append(line)
+        if bad_rate > 0:  # a review written before its order needs the order's time
+            reviewed = {json.loads(line)["order_id"] for _, line in reviews}
+            order_time_of.update(
+                (o["order_id"], o["order_time"]) for o in orders if o["order_id"] in reviewed
+            )
 
         orders.sort(key=lambda o: o["order_time"])  # batches follow the clock, like a producer's
         lines = [json.dumps(o, separators=(",", ":")) for o in orders]
@@ -126,15 +183,12 @@ def generate(
         # deliveries and reviews land on the day they happen, which can be later
         for source in ("deliveries", "reviews"):
             for d in sorted(k for k in later[source] if k <= day):
-                rows = later[source].pop(d)
-                _write_daily(root, source, d, _split(rows, files_per_day), report)
-                report.records[source] += len(rows)
+                land_later(source, d, later[source].pop(d))
     bar.close()
     # what happens after the last day (late deliveries, reviews) lands too
     for source in ("deliveries", "reviews"):
         for d, rows in sorted(later[source].items()):
-            _write_daily(root, source, d, _split(rows, files_per_day), report)
-            report.records[source] += len(rows)
+            land_later(source, d, rows)
     return report
 
 
@@ -292,7 +346,9 @@ def _bad_order(rng, order: dict, line: str, kind: str, day: dt.date) -> str:
     return json.dumps(order, separators=(",", ":"))
 
 
-def _duplicate(rng, batches: list[list[str]], bad_rate: float, report) -> list[list[str]]:
+def _duplicate(
+    rng, batches: list[list[str]], bad_rate: float, report, source: str = "orders"
+) -> list[list[str]]:
     """Exact duplicate lines, within a file and across files."""
     if bad_rate <= 0:
         return batches
@@ -305,8 +361,114 @@ def _duplicate(rng, batches: list[list[str]], bad_rate: float, report) -> list[l
         line = rng.choice(batches[src])
         dst = src if (k % 2 == 0 or len(batches) == 1) else rng.randrange(len(batches))
         batches[dst].insert(rng.randrange(len(batches[dst]) + 1), line)
-        report.duplicate_orders += 1
+        if source == "orders":
+            report.duplicate_orders += 1
+        else:
+            report.duplicates[source] += 1
     return batches
+
+
+def _corrupt_later(rng, source, rows, bad_rate, day, order_time_of, report) -> list[str]:
+    """Bad deliveries or reviews: every kind of the source's catalogue, and some
+    records with fields outside the contract (accepted, rescued in bronze)."""
+    if bad_rate <= 0:
+        return rows
+    kinds = list(BAD_DELIVERY_KINDS if source == "deliveries" else BAD_REVIEW_KINDS)
+    counter = report.bad_deliveries if source == "deliveries" else report.bad_reviews
+    out = []
+    for line in rows:
+        roll = rng.random()
+        if roll < bad_rate:
+            kind = kinds[rng.randrange(len(kinds))]
+            record = json.loads(line)
+            if kind == "malformed_json":
+                out.append(line[: rng.randint(5, max(6, len(line) - 5))])
+            elif source == "deliveries":
+                out.append(_bad_delivery(rng, record, kind, day))
+            else:
+                out.append(_bad_review(rng, record, kind, day, order_time_of))
+            counter[kind] += 1
+        elif roll < bad_rate * 1.3:
+            record = json.loads(line)
+            if source == "deliveries":
+                record.update(tip_amount=rng.choice([0, 10, 20, 50]), vehicle="bike")
+            else:
+                record.update(photo_count=rng.randint(0, 3))
+            out.append(json.dumps(record, separators=(",", ":")))
+            report.extra_fields[source] += 1
+        else:
+            out.append(line)
+    return out
+
+
+def _parse_iso(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _bad_delivery(rng, d: dict, kind: str, day: dt.date) -> str:
+    assigned = _parse_iso(d["assigned_at"])
+    if kind == "wrong_type":
+        field_, value = rng.choice(
+            [("distance_km", "far"), ("assigned_at", 1763640000), ("distance_km", [1.5])]
+        )
+        d[field_] = value
+    elif kind in ("missing_delivery_id", "missing_order_id", "missing_rider_id", "missing_city"):
+        field_ = kind.removeprefix("missing_")
+        if rng.random() < 0.5:
+            d.pop(field_)
+        else:
+            d[field_] = rng.choice([None, "", "  "])
+    elif kind == "unknown_status":
+        # an outcome the contract does not know; no delivered_at, so only this rule breaks
+        d.update(status=rng.choice(["lost", "returned", "DELIVERED"]), delivered_at=None)
+    elif kind == "future_assignment":
+        future = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC) + dt.timedelta(
+            days=rng.randint(3, 30), hours=rng.randint(0, 23)
+        )
+        d.update(assigned_at=_iso(future), picked_up_at=None, delivered_at=None)
+        d["status"] = "cancelled"
+    elif kind == "delivered_without_time":
+        d.update(status="delivered", delivered_at=None)
+    elif kind == "time_without_delivery":
+        if d["status"] == "delivered":
+            d["status"] = "failed"
+        else:
+            d["delivered_at"] = _iso(assigned + dt.timedelta(minutes=rng.uniform(30, 60)))
+            d["picked_up_at"] = None
+    elif kind == "unordered_timestamps":
+        # picked up before it was assigned (status and delivered_at stay consistent)
+        d["picked_up_at"] = _iso(assigned - dt.timedelta(minutes=rng.uniform(5, 30)))
+    elif kind == "negative_distance":
+        d["distance_km"] = rng.choice([-1.0, -round(d["distance_km"], 2) or -0.5])
+    return json.dumps(d, separators=(",", ":"))
+
+
+def _bad_review(rng, r: dict, kind: str, day: dt.date, order_time_of: dict[str, str]) -> str:
+    if kind == "wrong_type":
+        field_, value = rng.choice([("rating", "5"), ("rating", 4.5), ("review_time", 1763640000)])
+        r[field_] = value
+    elif kind in (
+        "missing_review_id",
+        "missing_order_id",
+        "missing_user_id",
+        "missing_restaurant_id",
+    ):
+        field_ = kind.removeprefix("missing_")
+        if rng.random() < 0.5:
+            r.pop(field_)
+        else:
+            r[field_] = rng.choice([None, "", "  "])
+    elif kind == "rating_out_of_range":
+        r["rating"] = rng.choice([0, 6, -1, 10])
+    elif kind == "future_review":
+        future = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC) + dt.timedelta(
+            days=rng.randint(3, 30), hours=rng.randint(0, 23)
+        )
+        r["review_time"] = _iso(future)
+    elif kind == "review_before_order":
+        ordered = _parse_iso(order_time_of[r["order_id"]])
+        r["review_time"] = _iso(ordered - dt.timedelta(minutes=rng.uniform(10, 120)))
+    return json.dumps(r, separators=(",", ":"))
 
 
 # -- files -----------------------------------------------------------------------------

@@ -51,3 +51,51 @@ def test_pandera_rejects_a_null_in_a_required_column(spark):
     report = validate(df, contract, START, END)
     assert not report.passed
     assert "user_id" in report.summary
+
+
+def _delivery(**overrides):
+    row = {
+        "delivery_id": "dl-1",
+        "order_id": "o-1",
+        "rider_id": "rider-1",
+        "city": "Pune",
+        "assigned_at": dt.datetime(2026, 11, 20, 12, 0),
+        "picked_up_at": dt.datetime(2026, 11, 20, 12, 15),
+        "delivered_at": dt.datetime(2026, 11, 20, 12, 40),
+        "distance_km": 3.5,
+        "status": "delivered",
+    }
+    row.update(overrides)
+    return row
+
+
+def test_pandera_checks_the_multi_column_delivery_rules_under_their_names(spark):
+    contract = load_contract("deliveries")
+    good = [
+        _delivery(),
+        _delivery(delivery_id="dl-2", status="cancelled", picked_up_at=None, delivered_at=None),
+        _delivery(delivery_id="dl-3", status="failed", delivered_at=None),
+    ]
+    report = validate(spark.createDataFrame(good, spark_schema(contract)), contract, START, END)
+    assert report.passed, report.summary
+
+    bad = [
+        _delivery(status="failed"),  # delivered_at without being delivered
+        _delivery(delivery_id="dl-2", picked_up_at=dt.datetime(2026, 11, 20, 11, 0)),
+    ]
+    report = validate(spark.createDataFrame(bad, spark_schema(contract)), contract, START, END)
+    assert not report.passed
+    assert "delivered_at_iff_delivered" in report.summary
+    assert "timestamps_ordered" in report.summary
+    assert "non_negative_distance" not in report.summary
+
+
+def test_pandera_lets_delivered_at_be_null_but_not_assigned_at(spark):
+    contract = load_contract("deliveries")
+    df = spark.createDataFrame(
+        [_delivery(status="cancelled", picked_up_at=None, delivered_at=None, assigned_at=None)],
+        spark_schema(contract),
+    )
+    report = validate(df, contract, START, END)
+    assert not report.passed
+    assert "assigned_at" in report.summary and "delivered_at" not in report.summary

@@ -1,7 +1,14 @@
 import datetime as dt
 from decimal import Decimal
 
-from foodops_assets.transforms.gold import city_hourly_demand, restaurant_daily_sales
+import pytest
+
+from foodops_assets.transforms.gold import (
+    city_hourly_demand,
+    delivery_performance_daily,
+    restaurant_daily_sales,
+    restaurant_ratings_daily,
+)
 
 D1, D2 = dt.date(2026, 11, 19), dt.date(2026, 11, 20)
 COLUMNS = (
@@ -145,3 +152,123 @@ def test_city_hourly_demand_by_hand(spark):
     assert out[(D2, "Mumbai", 12)].revenue == Decimal("480.00")
     assert out[(D1, "Mumbai", 12)].orders == 1
     assert len(out) == 5
+
+
+# -- delivery performance ----------------------------------------------------------------
+DELIVERY_COLUMNS = (
+    "delivery_id string, city string, assigned_at timestamp, delivered_at timestamp, "
+    "status string, partition_date date"
+)
+
+
+def _deliveries(spark):
+    t0 = dt.datetime(2026, 11, 20, 12, 0)
+    rows = []
+    # Pune, D2: nine delivered, in minutes from assignment (one with seconds)
+    for i, minutes in enumerate([44, 12, 95, 30.5, 18, 45, 70, 25, 52]):
+        rows.append((f"p{i}", "Pune", t0, t0 + dt.timedelta(minutes=minutes), "delivered", D2))
+    rows += [
+        ("pc1", "Pune", t0, None, "cancelled", D2),
+        ("pc2", "Pune", t0, None, "cancelled", D2),
+        ("pf1", "Pune", t0, None, "failed", D2),
+        ("m1", "Mumbai", t0, t0 + dt.timedelta(minutes=33), "delivered", D2),
+        ("mc1", "Mumbai", t0, None, "cancelled", D2),
+        ("q1", "Pune", t0 - dt.timedelta(days=1), None, "cancelled", D1),
+    ]
+    return spark.createDataFrame(rows, DELIVERY_COLUMNS)
+
+
+def test_delivery_performance_daily_by_hand(spark):
+    out = {
+        (r.partition_date, r.city): r
+        for r in delivery_performance_daily(_deliveries(spark), on_time_minutes=45).collect()
+    }
+    assert len(out) == 3
+    pune = out[(D2, "Pune")]
+    assert (pune.deliveries, pune.delivered, pune.cancelled, pune.failed) == (12, 9, 2, 1)
+    # sorted: 12 18 25 30.5 44 45 52 70 95
+    assert pune.avg_delivery_minutes == pytest.approx(391.5 / 9)  # 43.5
+    assert pune.p50_delivery_minutes == pytest.approx(44.0)  # rank 0.5 * 8 = 4
+    assert pune.p90_delivery_minutes == pytest.approx(75.0)  # rank 7.2: 70 + 0.2 * (95 - 70)
+    assert pune.max_delivery_minutes == pytest.approx(95.0)
+    assert pune.on_time_sla_minutes == 45.0
+    assert pune.on_time_deliveries == 6  # 45 minutes is still on time
+    assert pune.on_time_rate == pytest.approx(6 / 9)
+    assert pune.cancellation_rate == pytest.approx(2 / 12)
+
+    mumbai = out[(D2, "Mumbai")]
+    assert (mumbai.deliveries, mumbai.delivered) == (2, 1)
+    assert mumbai.p50_delivery_minutes == mumbai.p90_delivery_minutes == pytest.approx(33.0)
+    assert (mumbai.on_time_rate, mumbai.cancellation_rate) == (1.0, 0.5)
+
+    quiet = out[(D1, "Pune")]  # nothing delivered: no timings, no on-time rate
+    assert (quiet.deliveries, quiet.delivered, quiet.cancellation_rate) == (1, 0, 1.0)
+    assert quiet.avg_delivery_minutes is None and quiet.p90_delivery_minutes is None
+    assert quiet.on_time_rate is None and quiet.on_time_deliveries == 0
+
+
+def test_the_on_time_rate_follows_the_configured_promise(spark):
+    [pune] = [
+        r
+        for r in delivery_performance_daily(_deliveries(spark), on_time_minutes=30).collect()
+        if r.city == "Pune" and r.partition_date == D2
+    ]
+    assert (pune.on_time_sla_minutes, pune.on_time_deliveries) == (30.0, 3)  # 12, 18, 25
+
+
+# -- restaurant ratings ------------------------------------------------------------------
+def _reviews(spark):
+    def d(days_before: int) -> dt.date:
+        return D2 - dt.timedelta(days=days_before)
+
+    rows = [
+        ("a1", "r-1", 4, d(0)),
+        ("a2", "r-1", 5, d(0)),
+        ("a3", "r-1", 3, d(1)),
+        ("a4", "r-1", 2, d(10)),
+        ("a5", "r-1", 5, d(29)),  # first day of D2's window
+        ("a6", "r-1", 1, d(30)),  # one day too old for D2, inside D1's window
+        ("a7", "r-1", 1, d(-1)),  # the day after: never in a window that ends earlier
+        ("b1", "r-2", 4, d(3)),
+        ("b2", "r-2", 2, d(5)),
+        ("c1", "r-3", 5, d(30)),
+        ("z1", "r-9", 3, d(0)),  # a restaurant missing from the snapshot
+    ]
+    # no review at all on d(2), d(4), d(6..9), ...: missing days contribute nothing
+    return spark.createDataFrame(
+        rows, "review_id string, restaurant_id string, rating int, partition_date date"
+    )
+
+
+def test_restaurant_ratings_daily_by_hand_with_days_missing_inside_the_window(spark):
+    out = {
+        (r.partition_date, r.restaurant_id): r
+        for r in restaurant_ratings_daily(
+            _reviews(spark), [D1, D2], _restaurants(spark), window_days=30
+        ).collect()
+    }
+    r1 = out[(D2, "r-1")]
+    assert (r1.reviews, r1.avg_rating) == (2, 4.5)
+    assert r1.rolling_30d_reviews == 5  # 4, 5, 3, 2, 5 — not the 1 of d(30), not the day after
+    assert r1.rolling_30d_avg_rating == pytest.approx(19 / 5)
+    assert r1.rolling_window_start == D2 - dt.timedelta(days=29)
+    assert (r1.restaurant_name, r1.city) == ("Spice Kitchen", "Pune")
+
+    r2 = out[(D2, "r-2")]  # no review today, but the window has two
+    assert (r2.reviews, r2.avg_rating, r2.rolling_30d_reviews) == (0, None, 2)
+    assert r2.rolling_30d_avg_rating == pytest.approx(3.0)
+
+    assert (D2, "r-3") not in out  # its only review is 30 days old
+    unknown = out[(D2, "r-9")]
+    assert unknown.restaurant_name is None and unknown.rolling_30d_avg_rating == 3.0
+
+    r1_before = out[(D1, "r-1")]  # D1's window: d(30)..d(1)
+    assert (r1_before.reviews, r1_before.avg_rating) == (1, 3.0)
+    assert r1_before.rolling_30d_reviews == 4  # 3, 2, 5, 1
+    assert r1_before.rolling_30d_avg_rating == pytest.approx(11 / 4)
+    assert out[(D1, "r-3")].rolling_30d_avg_rating == 5.0
+    assert (D1, "r-9") not in out
+    assert out[(D1, "r-2")].rolling_30d_reviews == 2
+    assert sorted(out) == sorted(
+        [(D1, "r-1"), (D1, "r-2"), (D1, "r-3"), (D2, "r-1"), (D2, "r-2"), (D2, "r-9")]
+    )

@@ -1,0 +1,26 @@
+"""Landing files read for real: one row per file, so lines keep their numbers."""
+
+import datetime as dt
+
+from foodops_assets.lakehouse.landing import LandingZone, read_whole_files
+from foodops_assets.transforms.bronze import split_lines
+
+DAY = dt.date(2026, 11, 20)
+
+
+def test_landed_files_are_read_whole_and_lines_keep_their_numbers(lake, spark):
+    lake.land("reviews", DAY, "batch-0001.jsonl", ['{"a":1}', "", '{"a":2}', '{"a":3}'])
+    lake.land("reviews", DAY, "batch-0002.jsonl", ['{"a":4}'])
+    files = LandingZone(str(lake.landing)).daily_files("reviews", [DAY])[DAY]
+    whole = read_whole_files(spark, [f.path for f in files])
+    assert whole.count() == 2  # one row per file, not per line
+    lines = sorted(
+        (r.source_file.rsplit("/", 1)[-1], r.source_line, r.value)
+        for r in split_lines(whole).collect()
+    )
+    assert lines == [
+        ("batch-0001.jsonl", 1, '{"a":1}'),
+        ("batch-0001.jsonl", 3, '{"a":2}'),  # line 2 is blank: skipped, numbering kept
+        ("batch-0001.jsonl", 4, '{"a":3}'),
+        ("batch-0002.jsonl", 1, '{"a":4}'),
+    ]
