@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
+from foodops_assets.definitions import DAILY_ASSETS
 from foodops_assets_tests.conftest import REPO_ROOT, subprocess_env
 
 pytestmark = pytest.mark.e2e
@@ -60,7 +61,7 @@ def test_generate_materialize_and_summarise_through_the_cli(lake):
             "-m",
             "foodops_assets",
             "--select",
-            "orders_raw,orders_valid,restaurant_daily_sales,city_hourly_demand",
+            ",".join(DAILY_ASSETS),
             "--partition-range",
             "2026-11-19...2026-11-21",
         ],
@@ -75,6 +76,12 @@ def test_generate_materialize_and_summarise_through_the_cli(lake):
         "silver/dead_letter_queue",
         "gold/restaurant_daily_sales",
         "gold/city_hourly_demand",
+        "bronze/deliveries_raw",
+        "bronze/reviews_raw",
+        "silver/deliveries_valid",
+        "silver/reviews_valid",
+        "gold/delivery_performance_daily",
+        "gold/restaurant_ratings_daily",
         "bronze/restaurants",
         "bronze/dishes",
     ):
@@ -111,6 +118,19 @@ def test_generate_materialize_and_summarise_through_the_cli(lake):
     assert "parseable_record" in summary and "valid_price" in summary
     assert "orders_valid              conservation" in summary
     assert "FAILED" not in summary and "NOT RUN" not in summary
+    # the generator's bad deliveries and reviews reach the DLQ too, under their own source
+    [records] = [line for line in summary.splitlines() if line.startswith("records: ")]
+    assert "deliveries" in records and "orders" in records and "reviews" in records
+    # fields outside the contracts: schema changes are reported as warnings, not failures
+    assert "orders_raw                landing_schema_matches_contract   WARN" in summary
+
+    # a late file: the plan of runs that rebuild it and what reads it downstream
+    plan = _run([FOODOPS, "late-data", "--source", "reviews", "--date", "2026-11-19"], env).stdout
+    assert (
+        "dagster asset materialize -m foodops_assets --select reviews_raw,reviews_valid "
+        "--partition 2026-11-19" in plan
+    )
+    assert "--select restaurant_ratings_daily --partition-range 2026-11-19..." in plan
 
 
 def test_a_bad_partition_key_fails_with_a_clear_message(lake):
@@ -145,7 +165,7 @@ def test_definitions_load_the_way_the_cli_loads_them(lake):
 def test_a_malformed_contract_stops_the_code_location_with_the_reason(lake, tmp_path):
     contracts = tmp_path / "contracts"
     contracts.mkdir()
-    for name in ("orders", "restaurants", "dishes"):
+    for name in ("orders", "deliveries", "reviews", "restaurants", "dishes"):
         (contracts / f"{name}.yaml").write_text(
             (REPO_ROOT / "resources" / "contracts" / f"{name}.yaml").read_text()
         )

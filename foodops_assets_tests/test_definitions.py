@@ -1,6 +1,8 @@
+from pathlib import Path
+
 import dagster as dg
 
-from foodops_assets.definitions import DAILY_JOB, REFERENCE_JOB, build_definitions
+from foodops_assets.definitions import DAILY_ASSETS, DAILY_JOB, REFERENCE_JOB, build_definitions
 from foodops_assets.lakehouse.tables import TABLES
 from foodops_assets.settings import Settings
 
@@ -8,10 +10,16 @@ EXPECTED_GROUPS = {
     "restaurants": "bronze",
     "dishes": "bronze",
     "orders_raw": "bronze",
+    "deliveries_raw": "bronze",
+    "reviews_raw": "bronze",
     "orders_valid": "silver",
+    "deliveries_valid": "silver",
+    "reviews_valid": "silver",
     "dead_letter_queue": "silver",
     "restaurant_daily_sales": "gold",
     "city_hourly_demand": "gold",
+    "delivery_performance_daily": "gold",
+    "restaurant_ratings_daily": "gold",
 }
 
 
@@ -35,20 +43,16 @@ def test_every_asset_carries_description_owner_kinds_and_column_schema():
         assert node.description, name
         assert node.owners, name
         assert {"spark", "delta"} <= set(node.kinds), name
-        if name not in ("restaurants", "dishes", "orders_raw"):
+        if name not in ("restaurants", "dishes", "orders_raw", "deliveries_raw", "reviews_raw"):
             assert isinstance(node.metadata.get("dagster/column_schema"), dg.TableSchema), name
     assert graph.get(dg.AssetKey("orders_valid")).owners == ["team:ordering"]
+    assert graph.get(dg.AssetKey("deliveries_valid")).owners == ["team:logistics"]
+    assert graph.get(dg.AssetKey("reviews_raw")).owners == ["team:customer-experience"]
 
 
 def test_daily_assets_are_partitioned_with_single_run_backfills():
     graph = _defs().resolve_asset_graph()
-    for name in (
-        "orders_raw",
-        "orders_valid",
-        "restaurant_daily_sales",
-        "city_hourly_demand",
-        "dead_letter_queue",
-    ):
+    for name in (*DAILY_ASSETS, "dead_letter_queue"):
         node = graph.get(dg.AssetKey(name))
         assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition), name
         assert node.partitions_def.start.strftime("%Y-%m-%d") == "2025-01-01"
@@ -74,6 +78,57 @@ def test_blocking_checks_guard_silver_and_gold():
         ("restaurant_daily_sales", "revenue_reconciles_with_silver"),
         ("city_hourly_demand", "revenue_reconciles_with_silver"),
     } <= blocking
+    for silver in ("deliveries_valid", "reviews_valid"):
+        for check in (
+            "not_empty",
+            "dlq_rate_below_threshold",
+            "unique_business_key",
+            "conservation",
+            "pandera_contract",
+            "known_orders",
+        ):
+            assert (silver, check) in blocking, (silver, check)
+    assert {
+        ("delivery_performance_daily", "deliveries_reconcile_with_silver"),
+        ("delivery_performance_daily", "delivery_metrics_sane"),
+        ("restaurant_ratings_daily", "reviews_reconcile_with_silver"),
+        ("restaurant_ratings_daily", "ratings_sane"),
+    } <= blocking
+    # schema drift on bronze is reported, never a circuit breaker
+    for bronze in ("orders_raw", "deliveries_raw", "reviews_raw"):
+        key = dg.AssetCheckKey(dg.AssetKey(bronze), "landing_schema_matches_contract")
+        assert key in graph.asset_check_keys and not graph.get_check_spec(key).blocking
+
+
+def test_trailing_partitions_are_dependencies_through_partition_mappings():
+    graph = _defs().resolve_asset_graph()
+
+    def upstream(child: str, parent: str, key: str) -> list[str]:
+        mapping = graph.get_partition_mapping(dg.AssetKey(child), dg.AssetKey(parent))
+        assert isinstance(mapping, dg.TimeWindowPartitionMapping), (child, parent)
+        parents = graph.get_parent_partition_keys_for_child(
+            key, dg.AssetKey(parent), dg.AssetKey(child)
+        ).partitions_subset.get_partition_keys()
+        return sorted(parents)
+
+    # a backfill of day D of the ratings reads exactly D-29..D of reviews_valid
+    window = upstream("restaurant_ratings_daily", "reviews_valid", "2026-11-20")
+    assert (len(window), window[0], window[-1]) == (30, "2026-10-22", "2026-11-20")
+    # deliveries and reviews look their orders up in the contract's lookback
+    assert upstream("deliveries_valid", "orders_valid", "2026-11-20") == [
+        "2026-11-18",
+        "2026-11-19",
+        "2026-11-20",
+    ]
+    assert len(upstream("reviews_valid", "orders_valid", "2026-11-20")) == 8
+    # and the first partitions do not depend on days before the start
+    assert upstream("restaurant_ratings_daily", "reviews_valid", "2025-01-02") == [
+        "2025-01-01",
+        "2025-01-02",
+    ]
+    assert set(graph.get(dg.AssetKey("dead_letter_queue")).parent_keys) == {
+        dg.AssetKey(n) for n in ("orders_raw", "deliveries_raw", "reviews_raw")
+    }
 
 
 def test_jobs_and_the_partition_start_come_from_settings():
@@ -82,3 +137,16 @@ def test_jobs_and_the_partition_start_come_from_settings():
     )
     assert defs.resolve_job_def(DAILY_JOB).partitions_def.start.strftime("%Y-%m-%d") == "2026-01-01"
     assert defs.resolve_job_def(REFERENCE_JOB)
+
+
+def test_make_run_materialises_every_daily_asset_of_the_definitions():
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    [line] = [x for x in makefile.splitlines() if x.startswith("DAILY_ASSETS :=")]
+    assert line.split(":=", 1)[1].strip().split(",") == DAILY_ASSETS
+    graph = _defs().resolve_asset_graph()
+    partitioned = {
+        k.to_user_string()
+        for k in graph.get_all_asset_keys()
+        if graph.get(k).is_executable and graph.get(k).partitions_def is not None
+    }
+    assert partitioned == set(DAILY_ASSETS)

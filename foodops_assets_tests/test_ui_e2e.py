@@ -28,10 +28,16 @@ def test_dagster_dev_shows_the_graph_partitions_and_checks(lake):
         "restaurants": "bronze",
         "dishes": "bronze",
         "orders_raw": "bronze",
+        "deliveries_raw": "bronze",
+        "reviews_raw": "bronze",
         "orders_valid": "silver",
+        "deliveries_valid": "silver",
+        "reviews_valid": "silver",
         "dead_letter_queue": "silver",
         "restaurant_daily_sales": "gold",
         "city_hourly_demand": "gold",
+        "delivery_performance_daily": "gold",
+        "restaurant_ratings_daily": "gold",
     }
     assert nodes["orders_valid"]["isPartitioned"] and not nodes["restaurants"]["isPartitioned"]
     assert nodes["orders_valid"]["owners"] == [{"team": "ordering"}]

@@ -238,7 +238,7 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
                     samples,
                     tolerance,
                     upstream_days,
-                    reference_missing=missing,
+                    missing_partitions=missing,
                 )
                 orphan_counts[f"orphans/{ref.source}"] = check.metadata["orphans"].value
                 results.append(check)
@@ -336,8 +336,8 @@ def _reference_lookups(
     lakehouse: LakehouseResource,
     contract: Contract,
     bronze: DataFrame,
-) -> dict[str, tuple[DataFrame, list, bool]]:
-    """source -> (silver rows to look records up in, their partitions, table missing).
+) -> dict[str, tuple[DataFrame, list, list]]:
+    """source -> (silver rows to look records up in, their partitions, partitions without rows).
 
     The partitions are the ones Dagster's partition mapping names for this run
     (the union of D-lookback_days..D over the run's days)."""
@@ -348,7 +348,8 @@ def _reference_lookups(
         columns = lookup_columns(contract, ref.source)
         try:
             df = lakehouse.read(session, table, {"partition_date": upstream_days}).select(*columns)
-            missing = False
+            present = {r[0] for r in df.select("partition_date").distinct().collect()}
+            missing = [d for d in upstream_days if d not in present]
         except TableNotMaterialized:
             # same columns, no rows: every record is an orphan, and the check says why
             own = {
@@ -364,7 +365,7 @@ def _reference_lookups(
                     for c in columns[2:]
                 ],
             )
-            missing = True
+            missing = None  # the whole table
         out[ref.source] = (df, upstream_days, missing)
     return out
 

@@ -241,11 +241,12 @@ def known_reference(
     samples: Sequence[Mapping[str, object]],
     max_orphan_rate: float,
     upstream_days: Sequence[dt.date],
-    reference_missing: bool = False,
+    missing_partitions: Sequence[dt.date] | None = (),
 ) -> dg.AssetCheckResult:
     """Records point to a known record of ``source``, within a tolerance for late data.
 
-    ``by_day``: partition -> (valid records, orphans). Orphans stay in silver
+    ``by_day``: partition -> (valid records, orphans); ``missing_partitions``: the
+    referenced partitions without rows (None: the table does not exist). Orphans stay in silver
     (their referenced record may land late, and re-materialising then resolves
     them); this check counts them per partition, samples their ids, and trips
     when a partition's orphan share exceeds ``max_orphan_rate``.
@@ -277,7 +278,7 @@ def known_reference(
     orphans = sum(o for _, o in by_day.values())
     rate = orphans / total if total else 0.0
     worst = max((o / v if v else 0.0 for v, o in by_day.values()), default=0.0)
-    if reference_missing:
+    if missing_partitions is None:
         description = (
             f"{reference_table} has not been materialized: every {contract_.name} record is an "
             f"orphan; materialize {reference_table} for {window} first"
@@ -291,6 +292,12 @@ def known_reference(
         )
         if over:
             description += f"; above tolerance: {', '.join(over)}"
+            if missing_partitions:
+                description += (
+                    f"; {reference_table} has no rows for "
+                    f"{', '.join(d.isoformat() for d in missing_partitions)} "
+                    "(not materialized yet?)"
+                )
         passed = not over
     return _result(
         name,
@@ -303,6 +310,9 @@ def known_reference(
         reference_table=reference_table,
         reference_partitions=window,
         lookback_days=ref.lookback_days,
+        reference_partitions_without_rows=dg.MetadataValue.json(
+            [d.isoformat() for d in missing_partitions or []]
+        ),
         sample_orphans=dg.MetadataValue.json([dict(s) for s in samples]),
         orphans_by_partition=dg.MetadataValue.table(
             rows,

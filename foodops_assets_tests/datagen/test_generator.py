@@ -9,7 +9,12 @@ import pytest
 from click.testing import CliRunner
 
 from foodops_assets.cli import main
-from foodops_assets.datagen.generator import BAD_ORDER_KINDS, generate
+from foodops_assets.datagen.generator import (
+    BAD_DELIVERY_KINDS,
+    BAD_ORDER_KINDS,
+    BAD_REVIEW_KINDS,
+    generate,
+)
 
 START = dt.date(2026, 11, 18)
 
@@ -199,3 +204,50 @@ def test_cli_rejects_bad_arguments_with_a_clear_message(tmp_path):
         main, ["generate", "--landing-root", str(tmp_path), "--bad-rate", "1.5"]
     )
     assert result.exit_code != 0 and "1.5" in result.output
+
+
+def test_bad_rate_breaks_every_rule_of_every_daily_source(tmp_path, spark):
+    """What `make run` relies on to exercise the DLQ: the generated bad records, parsed
+    and validated like bronze and silver do, break every rule of their contract."""
+    from pyspark.sql import functions as F
+
+    from foodops_assets.contracts import load_contract
+    from foodops_assets.lakehouse.landing import read_whole_files
+    from foodops_assets.transforms.bronze import (
+        parse_records,
+        partition_date_from_path,
+        split_lines,
+    )
+    from foodops_assets.transforms.references import attach_references
+    from foodops_assets.transforms.silver import validate
+
+    report = generate(
+        tmp_path, START, days=2, orders_per_day=2500, files_per_day=2, bad_rate=0.08, seed=4
+    )
+    assert set(report.bad_deliveries) == set(BAD_DELIVERY_KINDS)
+    assert set(report.bad_reviews) == set(BAD_REVIEW_KINDS)
+    assert report.duplicates["deliveries"] > 0 and report.duplicates["reviews"] > 0
+    assert report.extra_fields["deliveries"] > 0 and report.extra_fields["reviews"] > 0
+
+    start = dt.datetime.combine(START, dt.time(), tzinfo=dt.UTC)
+    end = start + dt.timedelta(days=2)
+
+    def bronze(source):
+        paths = [
+            str(p)
+            for day in ("2026-11-18", "2026-11-19")
+            for p in sorted((tmp_path / source / f"date={day}").glob("*.jsonl"))
+        ]
+        lines = split_lines(read_whole_files(spark, paths))
+        return parse_records(lines, load_contract(source), partition_date_from_path())
+
+    orders = validate(bronze("orders"), load_contract("orders"), start, end).valid
+    lookup = {"orders": orders.select("order_id", "partition_date", "order_time")}
+    for source in ("deliveries", "reviews"):
+        contract = load_contract(source)
+        v = validate(attach_references(bronze(source), contract, lookup), contract, start, end)
+        broken = {
+            r.rule for r in v.rejected.select(F.explode("failed_rules").alias("rule")).collect()
+        }
+        assert broken == set(contract.rule_names), source
+        assert {r["_dest"] for r in v.counts().collect()} == {"silver", "dlq", "duplicate"}
