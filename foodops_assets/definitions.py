@@ -74,7 +74,9 @@ def build_definitions(
         resources={
             "spark": SparkResource(remote=settings.spark_remote),
             "lakehouse": LakehouseResource(
-                landing_root=settings.landing_root, lake_root=settings.lake_root
+                landing_root=settings.landing_root,
+                lake_root=settings.lake_root,
+                delta_writer=settings.delta_writer,
             ),
         },
         # One process (and so one Spark session) per run: a run does not pay a
