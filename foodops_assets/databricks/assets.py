@@ -14,7 +14,6 @@ metadata, check results, the dead-letter-queue writes, and a failed step
 (with the reason) when a circuit breaker tripped on the cluster.
 """
 
-
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any

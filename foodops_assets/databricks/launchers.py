@@ -40,6 +40,9 @@ class JobSpec:
     task: dict[str, Any]
     submit: dict[str, Any] = field(default_factory=dict)
     volume_path: str | None = None
+    # how the orchestrator watches the run (the spec's optional `pipes:` section)
+    poll_interval_seconds: float = 10.0
+    message_poll_seconds: float = 10.0
 
     def submit_task(self):
         from databricks.sdk.service import jobs
@@ -72,7 +75,7 @@ def load_job_spec(path: str | Path | None = None) -> JobSpec:
         raise ConfigError(f"{where}: not valid YAML: {exc}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{where}: expected a mapping with compute, task, ...")
-    unknown = set(doc) - {"compute", "task", "volume_path", *_SUBMIT_FIELDS}
+    unknown = set(doc) - {"compute", "task", "volume_path", "pipes", *_SUBMIT_FIELDS}
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
     compute = doc.get("compute", "classic")
@@ -96,12 +99,22 @@ def load_job_spec(path: str | Path | None = None) -> JobSpec:
             f"{where}: holds what looks like a credential; credentials come only from "
             "DATABRICKS_HOST / DATABRICKS_TOKEN in the environment"
         )
+    pipes = doc.get("pipes") or {}
+    if not isinstance(pipes, dict) or set(pipes) - {
+        "poll_interval_seconds",
+        "message_poll_seconds",
+    }:
+        raise ConfigError(
+            f"{where}: 'pipes' takes poll_interval_seconds and message_poll_seconds (seconds)"
+        )
     spec = JobSpec(
         path=str(path),
         compute=compute,
         task=task,
         submit={k: doc[k] for k in _SUBMIT_FIELDS if k in doc},
         volume_path=doc.get("volume_path"),
+        poll_interval_seconds=float(pipes.get("poll_interval_seconds", 10)),
+        message_poll_seconds=float(pipes.get("message_poll_seconds", 10)),
     )
     # the SDK silently drops fields it does not know: refuse them instead
     dropped = _dropped(task, spec.submit_task().as_dict())
@@ -160,10 +173,6 @@ class DatabricksPipesLauncher(PipesLauncher):
     host: str = Field(description="workspace URL; set through EnvVar('DATABRICKS_HOST')")
     token: str = Field(description="access token; set through EnvVar('DATABRICKS_TOKEN')")
     job_spec: str = Field(default=str(JOB_SPEC), description="the job spec YAML to submit")
-    poll_interval_seconds: float = Field(default=10.0, description="how often runs/get is polled")
-    message_poll_seconds: float = Field(
-        default=10.0, description="how often Pipes messages are read back"
-    )
 
     def workspace_client(self):
         from databricks.sdk import WorkspaceClient
@@ -173,8 +182,9 @@ class DatabricksPipesLauncher(PipesLauncher):
     def run(
         self, context: dg.AssetExecutionContext, extras: Mapping[str, Any]
     ) -> dg.PipesClientCompletedInvocation:
-        from dagster_databricks import PipesDatabricksClient, PipesDatabricksServerlessClient
         from dagster_databricks.pipes import (
+            PipesDatabricksClient,
+            PipesDatabricksServerlessClient,
             PipesDbfsMessageReader,
             PipesUnityCatalogVolumesMessageReader,
         )
@@ -189,17 +199,17 @@ class DatabricksPipesLauncher(PipesLauncher):
                 client=client,
                 volume_path=spec.volume_path,
                 message_reader=PipesUnityCatalogVolumesMessageReader(
-                    client=client, volume_path=spec.volume_path, interval=self.message_poll_seconds
+                    client=client, volume_path=spec.volume_path, interval=spec.message_poll_seconds
                 ),
-                poll_interval_seconds=self.poll_interval_seconds,
+                poll_interval_seconds=spec.poll_interval_seconds,
             )
         else:
             pipes = PipesDatabricksClient(
                 client=client,
                 message_reader=PipesDbfsMessageReader(
-                    client=client, interval=self.message_poll_seconds
+                    client=client, interval=spec.message_poll_seconds
                 ),
-                poll_interval_seconds=self.poll_interval_seconds,
+                poll_interval_seconds=spec.poll_interval_seconds,
             )
         return pipes.run(
             context=context,

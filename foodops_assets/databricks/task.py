@@ -38,7 +38,7 @@ if __package__ in (None, ""):  # run as a file (spark_python_task): make the rep
 
 from foodops_assets.lakehouse.spark import SparkResource  # noqa: E402
 
-ENV_PIPES_TRANSPORT = "FOODOPS_PIPES_TRANSPORT"  # dbfs | default (auto: dbfs on Databricks)
+ENV_PIPES_TRANSPORT = "FOODOPS_PIPES_TRANSPORT"  # dbfs | volumes | default (see _pipes_io)
 ENV_DBFS_MOUNT = "FOODOPS_DBFS_MOUNT"  # where DBFS is mounted (Databricks: /dbfs)
 ON_DATABRICKS = "DATABRICKS_RUNTIME_VERSION"
 
@@ -225,21 +225,37 @@ def _where() -> str:
 
 
 def _pipes_io(argv: Sequence[str]) -> dict[str, Any]:
-    """Context loader, message writer and params loader for where the task runs."""
-    from dagster_pipes import PipesCliArgsParamsLoader
+    """Context loader, message writer and params loader for where the task runs.
+
+    - a new job cluster: bootstrap params in env vars, context and messages on DBFS;
+    - an existing cluster or serverless: params as task arguments; serverless exchanges
+      context and messages through a Unity Catalog volume (``/Volumes/...``);
+    - a local process (PipesSubprocessClient): Dagster's default files.
+    """
+    from dagster_pipes import (
+        PipesCliArgsParamsLoader,
+        PipesUnityCatalogVolumesContextLoader,
+        PipesUnityCatalogVolumesMessageWriter,
+    )
 
     io: dict[str, Any] = {}
-    if "--dagster-pipes-context" in argv:  # an existing cluster: params come as arguments
-        io["params_loader"] = PipesCliArgsParamsLoader()
-    transport = os.environ.get(ENV_PIPES_TRANSPORT) or (
-        "dbfs" if os.environ.get(ON_DATABRICKS) else "default"
-    )
+    default = "dbfs" if os.environ.get(ON_DATABRICKS) else "default"
+    if "--dagster-pipes-context" in argv:
+        loader = PipesCliArgsParamsLoader()
+        io["params_loader"] = loader
+        if str(loader.load_context_params().get("path", "")).startswith("/Volumes/"):
+            default = "volumes"
+    transport = os.environ.get(ENV_PIPES_TRANSPORT) or default
+    flush = float(os.environ.get("FOODOPS_PIPES_FLUSH_SECONDS", "5"))
     if transport == "dbfs":
         mount = os.environ.get(ENV_DBFS_MOUNT, "/dbfs")
         io["context_loader"] = _dbfs_context_loader(mount)
-        io["message_writer"] = _dbfs_message_writer(mount)
+        io["message_writer"] = _dbfs_message_writer(mount, flush)
+    elif transport == "volumes":
+        io["context_loader"] = PipesUnityCatalogVolumesContextLoader()
+        io["message_writer"] = PipesUnityCatalogVolumesMessageWriter(interval=flush)
     elif transport != "default":
-        raise ValueError(f"{ENV_PIPES_TRANSPORT}={transport!r}: use dbfs or default")
+        raise ValueError(f"{ENV_PIPES_TRANSPORT}={transport!r}: use dbfs, volumes or default")
     return io
 
 
@@ -261,7 +277,7 @@ def _dbfs_context_loader(mount: str):
     return MountedDbfsContextLoader()
 
 
-def _dbfs_message_writer(mount: str):
+def _dbfs_message_writer(mount: str, flush: float):
     from dagster_pipes import PipesBufferedFilesystemMessageWriterChannel, PipesDbfsMessageWriter
 
     class MountedDbfsMessageWriter(PipesDbfsMessageWriter):
@@ -278,9 +294,7 @@ def _dbfs_message_writer(mount: str):
                 return {}  # cluster log delivery is a Databricks feature
             return super().get_opened_extras()
 
-    return MountedDbfsMessageWriter(
-        interval=float(os.environ.get("FOODOPS_PIPES_FLUSH_SECONDS", "5"))
-    )
+    return MountedDbfsMessageWriter(interval=flush)
 
 
 if __name__ == "__main__":
