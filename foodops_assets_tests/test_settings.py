@@ -23,6 +23,27 @@ def test_unset_environment_gives_the_embedded_default(tmp_path, monkeypatch):
     assert settings.partitions_start == "2025-01-01"
 
 
+def test_cluster_and_databricks_are_chosen_by_configuration():
+    settings = Settings.from_env(
+        {
+            "FOODOPS_SPARK_REMOTE": "sc://spark.internal:15002",
+            "FOODOPS_DELTA_WRITER": "delta_spark",
+            "FOODOPS_EXECUTION": "databricks",
+            "FOODOPS_DATABRICKS_JOB_SPEC": "/etc/foodops/job.yaml",
+        }
+    )
+    assert (settings.spark_remote, settings.delta_writer, settings.execution) == (
+        "sc://spark.internal:15002",
+        "delta_spark",
+        "databricks",
+    )
+    assert settings.databricks_job_spec == "/etc/foodops/job.yaml"
+    assert (Settings.from_env({}).delta_writer, Settings.from_env({}).execution) == (
+        "auto",
+        "local",
+    )
+
+
 def test_roots_can_point_anywhere_and_uris_are_kept():
     settings = Settings.from_env(
         {"FOODOPS_LANDING_ROOT": "/data/landing", "FOODOPS_LAKE_ROOT": "s3://bucket/lake"}
@@ -41,6 +62,14 @@ def test_roots_can_point_anywhere_and_uris_are_kept():
         (
             {"FOODOPS_LAKE_ROOT": "ftp://host/lake"},
             "FOODOPS_LAKE_ROOT='ftp://host/lake' uses an unsupported scheme",
+        ),
+        (
+            {"FOODOPS_DELTA_WRITER": "parquet"},
+            "FOODOPS_DELTA_WRITER='parquet' is not one of auto, arrow, spark_files, delta_spark",
+        ),
+        (
+            {"FOODOPS_EXECUTION": "cloud"},
+            "FOODOPS_EXECUTION='cloud' is not one of local, databricks, pipes_subprocess",
         ),
     ],
 )
