@@ -182,8 +182,9 @@ def _write(
         if not committed:
             for path in moved:
                 _delete_file(fs, path)
+        # only this write's own directory: the staging root stays, as other writers of the
+        # same table (the dead-letter queue's sources) may be staging in it right now
         _delete_dir(fs, staging)
-        _delete_empty_dir(fs, f"{table_path}/{STAGING_DIR}")
 
     after = DeltaTable(uri, storage_options=store.storage_options)
     return WriteResult(
@@ -207,12 +208,9 @@ def _spark_write(df: DataFrame, table: TableRef, target: str) -> None:
     previous = spark.conf.get(_TIMESTAMP_CONF, None)
     spark.conf.set(_TIMESTAMP_CONF, "TIMESTAMP_MICROS")
     try:
-        writer = df
-        if table.is_partitioned:
-            # one file per partition (per task), not one per partition per input split
-            writer = df.repartition(*table.partition_by)
-        # "error" (not "errorifexists": the Spark Connect client knows only the short name)
-        out = writer.write.mode("error").option("compression", "snappy")
+        # every task writes its own files, in parallel (no shuffle to one writer per
+        # partition); "error", not "errorifexists": the Connect client knows only that name
+        out = df.write.mode("error").option("compression", "snappy")
         if table.is_partitioned:
             out = out.partitionBy(*table.partition_by)
         out.parquet(target)
@@ -517,13 +515,5 @@ def _delete_file(fs: pafs.FileSystem, path: str) -> None:
 def _delete_dir(fs: pafs.FileSystem, path: str) -> None:
     try:
         fs.delete_dir(path)
-    except (FileNotFoundError, OSError):
-        pass
-
-
-def _delete_empty_dir(fs: pafs.FileSystem, path: str) -> None:
-    try:
-        if not fs.get_file_info(pafs.FileSelector(path, allow_not_found=True)):
-            fs.delete_dir(path)
     except (FileNotFoundError, OSError):
         pass

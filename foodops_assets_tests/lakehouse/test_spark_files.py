@@ -151,7 +151,7 @@ def test_a_spark_files_write_is_one_idempotent_commit_of_only_the_named_partitio
     assert entry["foodops_writer"] == "spark_files"
     assert entry["foodops_predicate"] == "partition_date IN ('2026-11-20')"
     # the staging directory is gone; the files live in the partition directories
-    assert not (table_dir / spark_files.STAGING_DIR).exists()
+    assert list((table_dir / spark_files.STAGING_DIR).iterdir()) == []
     referenced = pa.table(DeltaTable(store.uri(T)).get_add_actions()).column("path").to_pylist()
     assert all(f.startswith("partition_date=") for f in referenced)
 
