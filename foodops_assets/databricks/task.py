@@ -40,6 +40,7 @@ from foodops_assets.lakehouse.spark import SparkResource  # noqa: E402
 
 ENV_PIPES_TRANSPORT = "FOODOPS_PIPES_TRANSPORT"  # dbfs | volumes | default (see _pipes_io)
 ENV_DBFS_MOUNT = "FOODOPS_DBFS_MOUNT"  # where DBFS is mounted (Databricks: /dbfs)
+ENV_VOLUMES_MOUNT = "FOODOPS_VOLUMES_MOUNT"  # where /Volumes/... is mounted (Databricks: /)
 ON_DATABRICKS = "DATABRICKS_RUNTIME_VERSION"
 
 # custom Pipes messages (the orchestrator side is foodops_assets/databricks/assets.py)
@@ -252,11 +253,32 @@ def _pipes_io(argv: Sequence[str]) -> dict[str, Any]:
         io["context_loader"] = _dbfs_context_loader(mount)
         io["message_writer"] = _dbfs_message_writer(mount, flush)
     elif transport == "volumes":
-        io["context_loader"] = PipesUnityCatalogVolumesContextLoader()
-        io["message_writer"] = PipesUnityCatalogVolumesMessageWriter(interval=flush)
+        mount = os.environ.get(ENV_VOLUMES_MOUNT, "/")
+        io["context_loader"] = _mounted(PipesUnityCatalogVolumesContextLoader, mount)()
+        io["message_writer"] = _mounted(PipesUnityCatalogVolumesMessageWriter, mount)(
+            interval=flush
+        )
     elif transport != "default":
         raise ValueError(f"{ENV_PIPES_TRANSPORT}={transport!r}: use dbfs, volumes or default")
     return io
+
+
+def _mounted(cls, mount: str):
+    """``cls`` (a loader or writer taking ``params["path"]``) reading under ``mount``."""
+
+    class Mounted(cls):
+        def load_context(self, params):
+            return super().load_context({**params, "path": _under(mount, params["path"])})
+
+        def make_channel(self, params):
+            return super().make_channel({**params, "path": _under(mount, params["path"])})
+
+    Mounted.__name__ = f"Mounted{cls.__name__}"
+    return Mounted
+
+
+def _under(mount: str, path: str) -> str:
+    return os.path.join(mount, str(path).lstrip("/")) if mount != "/" else str(path)
 
 
 def _dbfs_context_loader(mount: str):

@@ -6,6 +6,8 @@ databricks/sdk/service/{jobs,files}.py):
     POST /api/2.2/jobs/runs/submit   GET /api/2.2/jobs/runs/get   POST /api/2.2/jobs/runs/cancel
     POST /api/2.0/dbfs/mkdirs        POST /api/2.0/dbfs/put       POST /api/2.0/dbfs/delete
     GET  /api/2.0/dbfs/get-status    GET  /api/2.0/dbfs/read      GET  /api/2.0/dbfs/list
+    PUT/GET/DELETE /api/2.0/fs/files/Volumes/...   PUT/GET/DELETE /api/2.0/fs/directories/Volumes/...
+        (Unity Catalog volumes, used by the serverless client)
 
 Databricks itself cannot be reached from the test machines. What this stand-in
 does like Databricks: it checks the bearer token, keeps DBFS (REST on one
@@ -34,7 +36,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 
 @dataclass
@@ -75,6 +77,13 @@ class FakeDatabricks:
         path = dbfs_path.removeprefix("dbfs:")
         return self.dbfs_root / path.lstrip("/")
 
+    @property
+    def volumes_root(self) -> Path:  # plays the / under which /Volumes/... is mounted
+        return self.dbfs_root.parent / "uc"
+
+    def volume(self, path: str) -> Path:
+        return self.volumes_root / path.lstrip("/")
+
     # -- jobs ----------------------------------------------------------------------
     def submit(self, body: dict) -> int:
         run = FakeRun(run_id=next(self._ids), submitted=body)
@@ -84,8 +93,9 @@ class FakeDatabricks:
         script = self.checkout / python_task["python_file"]
         env = {
             **self.cluster_env,
-            **task.get("new_cluster", {}).get("spark_env_vars", {}),
+            **(task.get("new_cluster") or {}).get("spark_env_vars", {}),
             "FOODOPS_DBFS_MOUNT": str(self.dbfs_root),  # where this "cluster" mounts DBFS
+            "FOODOPS_VOLUMES_MOUNT": str(self.volumes_root),  # ... and /Volumes
             **self.cluster_env_overrides,
         }
         run.log = self.dbfs_root.parent / f"driver-{run.run_id}.log"
@@ -126,8 +136,8 @@ def _handler(fake: FakeDatabricks):
         def log_message(self, *args):  # keep test output clean
             pass
 
-        def _reply(self, status: int, payload: dict) -> None:
-            data = json.dumps(payload).encode()
+        def _reply(self, status: int, payload: dict | None) -> None:
+            data = b"" if payload is None else json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -142,7 +152,8 @@ def _handler(fake: FakeDatabricks):
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            body = json.loads(raw) if raw else None
+            json_body = "json" in (self.headers.get("Content-Type") or "")
+            body = json.loads(raw) if raw and json_body else (raw or None)
             with fake._lock:
                 fake.requests.append(
                     Request(method, url.path, query, {k: v for k, v in self.headers.items()}, body)
@@ -150,6 +161,8 @@ def _handler(fake: FakeDatabricks):
             if self.headers.get("Authorization") != f"Bearer {fake.token}":
                 return self._error(401, "UNAUTHENTICATED", "Invalid access token.")
             name = url.path.replace("/", "_").replace("-", "_").replace(".", "_")
+            if self._route_volumes(method, url.path, query, body):
+                return
             route = getattr(self, f"_{method}_{name}", None)
             if route is None:
                 return self._error(
@@ -162,6 +175,66 @@ def _handler(fake: FakeDatabricks):
 
         def do_POST(self):  # noqa: N802
             self._handle("POST")
+
+        def do_PUT(self):  # noqa: N802
+            self._handle("PUT")
+
+        def do_DELETE(self):  # noqa: N802
+            self._handle("DELETE")
+
+        def do_HEAD(self):  # noqa: N802
+            self._handle("HEAD")
+
+        def _route_volumes(self, method: str, path: str, query, body) -> bool:
+            """The Files API on Unity Catalog volumes: /api/2.0/fs/{files,directories}/Volumes/..."""
+            for kind in ("files", "directories"):
+                prefix = f"/api/2.0/fs/{kind}"
+                if path.startswith(prefix + "/Volumes/"):
+                    target = fake.volume(unquote(path[len(prefix) :]))
+                    getattr(self, f"_volume_{kind}")(method, target, query, body)
+                    return True
+            return False
+
+        def _volume_files(self, method, target: Path, query, body):
+            if method == "PUT":
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(body or b"")
+                return self._reply(204, None)
+            if not target.is_file():
+                return self._error(404, "NOT_FOUND", "The file does not exist")
+            if method == "DELETE":
+                target.unlink()
+                return self._reply(204, None)
+            data = target.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if method == "GET":
+                self.wfile.write(data)
+
+        def _volume_directories(self, method, target: Path, query, body):
+            if method == "PUT":
+                target.mkdir(parents=True, exist_ok=True)
+                return self._reply(204, None)
+            if not target.is_dir():
+                return self._error(404, "NOT_FOUND", "The directory does not exist")
+            if method == "DELETE":
+                target.rmdir()
+                return self._reply(204, None)
+            if method == "HEAD":
+                return self._reply(200, None)
+            base = "/" + str(target.relative_to(fake.volumes_root))
+            contents = [
+                {
+                    "path": f"{base}/{p.name}",
+                    "name": p.name,
+                    "is_directory": p.is_dir(),
+                    **({} if p.is_dir() else {"file_size": p.stat().st_size}),
+                }
+                for p in sorted(target.iterdir())
+            ]
+            self._reply(200, {"contents": contents})
 
         # -- jobs --------------------------------------------------------------------
         def _POST__api_2_2_jobs_runs_submit(self, query, body):  # noqa: N802

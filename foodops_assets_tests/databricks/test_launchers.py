@@ -43,11 +43,11 @@ ENDPOINTS = {
 }
 
 
-def _spec_with_fast_polling(tmp_path: Path) -> Path:
-    """The real job spec; only how often Dagster polls is shortened for the test."""
-    doc = yaml.safe_load(JOB_SPEC.read_text())
+def _spec_with_fast_polling(tmp_path: Path, source: Path = JOB_SPEC) -> Path:
+    """A real job spec; only how often Dagster polls is shortened for the test."""
+    doc = yaml.safe_load(source.read_text())
     doc["pipes"] = {"poll_interval_seconds": 0.5, "message_poll_seconds": 1}
-    path = tmp_path / "job.yaml"
+    path = tmp_path / source.name
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -156,6 +156,44 @@ def test_a_databricks_run_submits_the_configured_spec_and_never_leaks_the_token(
     for root in (Path(env["DAGSTER_HOME"]), tmp_path / "databricks", lake.lake):
         assert _files_containing(root, token) == []
     assert "[pipes] external process successfully opened dagster pipes" in daily.stderr
+
+
+def test_the_serverless_spec_runs_through_a_unity_catalog_volume(lake, tmp_path):
+    land_reference(lake)
+    spec_path = _spec_with_fast_polling(tmp_path, JOB_SPEC.parent / "serverless.yaml")
+    spec = yaml.safe_load(spec_path.read_text())
+    token = f"dapi{uuid.uuid4().hex}"
+    with fake_databricks(
+        tmp_path / "databricks",
+        token=token,
+        checkout=REPO_ROOT,
+        cluster_env_overrides={"FOODOPS_PIPES_FLUSH_SECONDS": "1"},
+    ) as fake:
+        env = subprocess_env(
+            lake,
+            FOODOPS_EXECUTION="databricks",
+            FOODOPS_DATABRICKS_JOB_SPEC=str(spec_path),
+            DATABRICKS_HOST=fake.url,
+            DATABRICKS_TOKEN=token,
+        )
+        proc = _materialize(env, "--select", "restaurants,dishes")
+
+    [submit] = [r.body for r in fake.requests if r.path.endswith("/runs/submit")]
+    assert submit["environments"] == spec["environments"]
+    assert submit["git_source"] == spec["git_source"]
+    [task] = submit["tasks"]
+    assert "new_cluster" not in task and task["environment_key"] == "foodops"
+    assert (
+        task["spark_python_task"]["python_file"] == spec["task"]["spark_python_task"]["python_file"]
+    )
+    # serverless has no env vars: the Pipes bootstrap arrives as task arguments, and the
+    # context and messages travel through the configured volume
+    assert "--dagster-pipes-context" in task["spark_python_task"]["parameters"]
+    volume_requests = [r.path for r in fake.requests if "/api/2.0/fs/" in r.path]
+    assert volume_requests and all(spec["volume_path"] in p for p in volume_requests)
+    assert DeltaTable(str(lake.lake / RESTAURANTS.path)).to_pyarrow_table().num_rows == 2
+    assert token not in proc.stdout + proc.stderr
+    assert _files_containing(Path(env["DAGSTER_HOME"]), token) == []
 
 
 def test_a_rejected_token_fails_clearly_without_echoing_it(lake, tmp_path):
