@@ -71,6 +71,7 @@ def _files_containing(root: Path, secret: str) -> list[str]:
     return [str(p) for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
 
+@pytest.mark.timeout(1800)
 def test_a_databricks_run_submits_the_configured_spec_and_never_leaks_the_token(lake, tmp_path):
     land_reference(lake)
     lake.land("orders", D2, "batch-0001.jsonl", [line(order(n, day=D2)) for n in range(1, 31)])
