@@ -26,7 +26,7 @@ from .assets.silver import (
     dead_letter_queue_spec,
     silver_asset,
 )
-from .contracts import check_references, load_contract
+from .contracts import CONTRACTS_DIR, check_references, load_contract
 from .lakehouse import tables
 from .lakehouse.resource import LakehouseResource
 from .lakehouse.spark import SparkResource
@@ -66,6 +66,16 @@ def build_definitions(
         # BackfillPolicy is marked beta; single-run backfills are a deliberate choice here
         warnings.simplefilter("ignore", dg.BetaWarning)
         assets = _assets(contracts, daily)
+        if settings.execution != "local":
+            # the Spark assets run remotely (Databricks, or a local Pipes process)
+            from .databricks.assets import run_spark_assets_on_pipes
+
+            assets = run_spark_assets_on_pipes(
+                assets,
+                settings,
+                contracts_dir or CONTRACTS_DIR,
+                kind="databricks" if settings.execution == "databricks" else "pipes",
+            )
 
     jobs = [
         dg.define_asset_job(
@@ -85,9 +95,12 @@ def build_definitions(
         assets=assets,
         jobs=jobs,
         resources={
+            **_pipes_resources(settings),
             "spark": SparkResource(remote=settings.spark_remote),
             "lakehouse": LakehouseResource(
-                landing_root=settings.landing_root, lake_root=settings.lake_root
+                landing_root=settings.landing_root,
+                lake_root=settings.lake_root,
+                delta_writer=settings.delta_writer,
             ),
         },
         # One process (and so one Spark session) per run: a run does not pay a
@@ -149,6 +162,29 @@ def _assets(contracts, daily) -> list:
         delivery_performance_daily_asset(daily, deliveries),
         restaurant_ratings_daily_asset(daily),
     ]
+
+
+def _pipes_resources(settings: Settings) -> dict:
+    """The launcher of the remote steps, when the Spark assets do not run locally."""
+    if settings.execution == "local":
+        return {}
+    from .databricks.launchers import (
+        DatabricksPipesLauncher,
+        SubprocessPipesLauncher,
+        load_job_spec,
+    )
+
+    if settings.execution == "pipes_subprocess":
+        return {"pipes_launcher": SubprocessPipesLauncher()}
+    spec = load_job_spec(settings.databricks_job_spec)  # a bad spec fails when the code loads
+    return {
+        "pipes_launcher": DatabricksPipesLauncher(
+            # secrets only through the environment: never in code, spec, UI or logs
+            host=dg.EnvVar("DATABRICKS_HOST"),
+            token=dg.EnvVar("DATABRICKS_TOKEN"),
+            job_spec=spec.path,
+        )
+    }
 
 
 @dg.definitions

@@ -22,6 +22,15 @@ ENV_PARTITIONS_START = "FOODOPS_PARTITIONS_START"
 ENV_CONTRACTS_DIR = "FOODOPS_CONTRACTS_DIR"
 ENV_EXECUTOR = "FOODOPS_EXECUTOR"
 EXECUTORS = ("in_process", "multiprocess")
+ENV_DELTA_WRITER = "FOODOPS_DELTA_WRITER"
+# auto: spark_files when Spark is remote (Spark Connect), arrow when it is embedded
+DELTA_WRITERS = ("auto", "arrow", "spark_files", "delta_spark")
+ENV_EXECUTION = "FOODOPS_EXECUTION"
+# local: assets run in the Dagster run (embedded Spark or Spark Connect);
+# databricks: the heavy assets run as Databricks job runs through Dagster Pipes;
+# pipes_subprocess: the same Pipes path, in a local process (a rehearsal of databricks)
+EXECUTIONS = ("local", "databricks", "pipes_subprocess")
+ENV_DATABRICKS_JOB_SPEC = "FOODOPS_DATABRICKS_JOB_SPEC"
 
 DEFAULT_LANDING_ROOT = "./.foodops/landing"
 DEFAULT_LAKE_ROOT = "./.foodops/lake"
@@ -45,11 +54,24 @@ class Settings:
     contracts_dir: str | None = None  # default: resources/contracts of this repository
     # in_process: one process (one Spark session) per run; multiprocess: one per step
     executor: str = "in_process"
+    # how partition writes reach Delta (see lakehouse/spark_files.py, lakehouse/delta_spark.py)
+    delta_writer: str = "auto"
+    # where the heavy assets run (see foodops_assets/databricks/)
+    execution: str = "local"
+    databricks_job_spec: str | None = None  # default: resources/databricks/job.yaml
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
             raise ConfigError(
                 f"{ENV_EXECUTOR}={self.executor!r} is not one of {', '.join(EXECUTORS)}"
+            )
+        if self.delta_writer not in DELTA_WRITERS:
+            raise ConfigError(
+                f"{ENV_DELTA_WRITER}={self.delta_writer!r} is not one of {', '.join(DELTA_WRITERS)}"
+            )
+        if self.execution not in EXECUTIONS:
+            raise ConfigError(
+                f"{ENV_EXECUTION}={self.execution!r} is not one of {', '.join(EXECUTIONS)}"
             )
         try:
             dt.date.fromisoformat(self.partitions_start)
@@ -78,6 +100,9 @@ class Settings:
             partitions_start=env.get(ENV_PARTITIONS_START) or DEFAULT_PARTITIONS_START,
             contracts_dir=env.get(ENV_CONTRACTS_DIR) or None,
             executor=env.get(ENV_EXECUTOR) or "in_process",
+            delta_writer=env.get(ENV_DELTA_WRITER) or "auto",
+            execution=env.get(ENV_EXECUTION) or "local",
+            databricks_job_spec=env.get(ENV_DATABRICKS_JOB_SPEC) or None,
         )
 
 

@@ -37,6 +37,16 @@ def spark(spark_resource):
     return spark_resource.spark_session
 
 
+@pytest.fixture(scope="session")
+def connect_cluster(tmp_path_factory):
+    """A Spark standalone master + worker and a Spark Connect server in front of them,
+    real processes on 127.0.0.1; started only by the tests that ask for it."""
+    from foodops_assets_tests.spark_cluster import spark_connect_cluster
+
+    with spark_connect_cluster(tmp_path_factory.mktemp("spark-cluster")) as cluster:
+        yield cluster
+
+
 @dataclass
 class Lake:
     root: Path

@@ -126,6 +126,7 @@ def write_metadata(
         else -1,
         "table_uri": dg.MetadataValue.path(write.table_uri),
         "rows_written": write.rows_written,
+        "delta_writer": write.writer,
     }
     if write.predicate:
         meta["delta_predicate"] = write.predicate

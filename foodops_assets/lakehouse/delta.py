@@ -50,6 +50,8 @@ class WriteResult:
     rows_written: int
     predicate: str | None
     partitions: list[str] = field(default_factory=list)
+    # which backend wrote it: arrow (delta-rs from Arrow), spark_files, delta_spark
+    writer: str = "arrow"
 
 
 def partition_predicate(table: TableRef, where: PartitionValues) -> str:

@@ -8,10 +8,18 @@ import dagster as dg
 from pydantic import Field
 from pyspark.sql import DataFrame, SparkSession
 
-from ..settings import ENV_LAKE_ROOT, ENV_LANDING_ROOT, ConfigError, check_root
+from ..settings import (
+    DELTA_WRITERS,
+    ENV_DELTA_WRITER,
+    ENV_LAKE_ROOT,
+    ENV_LANDING_ROOT,
+    ConfigError,
+    check_root,
+)
+from . import delta_spark
 from .delta import DeltaStore, PartitionValues, WriteResult
 from .landing import LandingZone
-from .spark_delta import read_delta, write_partitions, write_table
+from .spark_delta import read_delta, resolve_writer, write_partitions, write_table
 from .tables import TableRef
 
 
@@ -24,13 +32,31 @@ class LakehouseResource(dg.ConfigurableResource):
         default_factory=dict,
         description="object-store options for delta-rs (credentials come through EnvVar)",
     )
+    delta_writer: str = Field(
+        default="auto",
+        description=(
+            f"how partition writes reach Delta ({ENV_DELTA_WRITER}): arrow (rows through this "
+            "process, delta-rs writes), spark_files (the cluster writes Parquet, delta-rs "
+            "commits), delta_spark (Spark's Delta writer), auto (spark_files on Spark Connect, "
+            "else arrow)"
+        ),
+    )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         try:
             check_root(ENV_LANDING_ROOT, self.landing_root)
             check_root(ENV_LAKE_ROOT, self.lake_root)
+            if self.delta_writer not in DELTA_WRITERS:
+                raise ConfigError(
+                    f"{ENV_DELTA_WRITER}={self.delta_writer!r} is not one of "
+                    f"{', '.join(DELTA_WRITERS)}"
+                )
         except ConfigError as exc:
             raise dg.Failure(str(exc), allow_retries=False) from None
+
+    def writer_for(self, spark: SparkSession) -> str:
+        """The Delta backend used with this Spark session."""
+        return resolve_writer(self.delta_writer, spark)
 
     @property
     def store(self) -> DeltaStore:
@@ -46,6 +72,8 @@ class LakehouseResource(dg.ConfigurableResource):
     def read(
         self, spark: SparkSession, table: TableRef, where: PartitionValues | None = None
     ) -> DataFrame:
+        if self.delta_writer == "delta_spark":
+            return delta_spark.read(spark, self.store, table, where)
         return read_delta(spark, self.store, table, where)
 
     def write_partitions(
@@ -58,7 +86,13 @@ class LakehouseResource(dg.ConfigurableResource):
         commit_metadata: dict[str, Any] | None = None,
     ) -> WriteResult:
         return write_partitions(
-            df, self.store, table, where, description=description, commit_metadata=commit_metadata
+            df,
+            self.store,
+            table,
+            where,
+            description=description,
+            commit_metadata=commit_metadata,
+            writer=self.delta_writer,
         )
 
     def write_table(
@@ -70,5 +104,10 @@ class LakehouseResource(dg.ConfigurableResource):
         commit_metadata: dict[str, Any] | None = None,
     ) -> WriteResult:
         return write_table(
-            df, self.store, table, description=description, commit_metadata=commit_metadata
+            df,
+            self.store,
+            table,
+            description=description,
+            commit_metadata=commit_metadata,
+            writer=self.delta_writer,
         )

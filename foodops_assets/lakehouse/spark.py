@@ -9,7 +9,6 @@ With the in-process executor a whole run therefore pays one JVM start.
 from __future__ import annotations
 
 import os
-import socket
 from typing import Any
 from urllib.parse import urlparse
 
@@ -88,20 +87,51 @@ class SparkResource(LazyPySparkResource):
 
 
 def _check_reachable(url: str, timeout: float) -> None:
-    """Fail in bounded time, with the URL in the message, when nothing listens."""
-    parsed = urlparse(url.replace("sc://", "http://", 1))
-    host = parsed.hostname
-    port = parsed.port or 15002
+    """Fail in bounded time, naming the server, unless a gRPC server answers there.
+
+    A bare TCP connect is not enough: a port that accepts connections but
+    never speaks HTTP/2 (a proxy, a hung server, the wrong service) would
+    leave the Spark Connect client waiting. The gRPC channel must become
+    ready within ``timeout`` seconds. Parameters of the URL (``;token=...``)
+    are never echoed.
+    """
+    import grpc
+
+    host, port, use_ssl = _parse_connect_url(url)
+    shown = f"sc://{host}:{port}" if host else "the URL"
     if not host:
         raise SparkConnectUnreachable(
-            f"FOODOPS_SPARK_REMOTE={url!r} has no host; use sc://host:port"
+            f"FOODOPS_SPARK_REMOTE ({shown}) has no host; use sc://host:port"
         )
+    target = f"{host}:{port}"
+    channel = (
+        grpc.secure_channel(target, grpc.ssl_channel_credentials())
+        if use_ssl
+        else grpc.insecure_channel(target)
+    )
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return
-    except OSError as exc:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
         raise SparkConnectUnreachable(
-            f"Spark Connect server {host}:{port} (FOODOPS_SPARK_REMOTE={url}) did not answer "
-            f"within {timeout:.0f}s: {exc}. Start the server, fix the URL, or unset "
+            f"Spark Connect server {target} (FOODOPS_SPARK_REMOTE={shown}) did not answer "
+            f"within {timeout:.0f}s. Start the server, fix the URL, or unset "
             "FOODOPS_SPARK_REMOTE to use local Spark."
         ) from None
+    finally:
+        channel.close()
+
+
+def _parse_connect_url(url: str) -> tuple[str | None, int, bool]:
+    """(host, port, use_ssl) of ``sc://host:port/;param=value;...``."""
+    rest = url.split("://", 1)[-1]
+    address, _, params = rest.partition("/")
+    address = address.split(";", 1)[0]
+    options = dict(p.split("=", 1) for p in params.lstrip(";").split(";") if "=" in p)
+    parsed = urlparse(f"http://{address}")
+    try:
+        port = parsed.port or 15002
+    except ValueError:
+        raise SparkConnectUnreachable(
+            f"FOODOPS_SPARK_REMOTE has an invalid port in {address!r}; use sc://host:port"
+        ) from None
+    return parsed.hostname, port, options.get("use_ssl", "").lower() == "true"

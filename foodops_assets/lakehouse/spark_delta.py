@@ -1,4 +1,16 @@
-"""Moving Spark DataFrames in and out of Delta tables kept by delta-rs."""
+"""Moving Spark DataFrames in and out of Delta tables kept by delta-rs.
+
+Writes go through one of three backends (``FOODOPS_DELTA_WRITER``), all of
+them one atomic predicate-overwrite commit per partition write:
+
+- ``arrow``: the rows come to this process as Arrow and delta-rs writes them
+  (the embedded default: Spark and Dagster share the machine anyway);
+- ``spark_files``: the executors write the Parquet files, delta-rs commits
+  them (:mod:`.spark_files`; the default when Spark is remote, so data is not
+  funnelled through the Dagster process);
+- ``delta_spark``: Spark writes Delta itself (:mod:`.delta_spark`; a Spark
+  with Delta on its classpath, e.g. Databricks).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +20,29 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
+from . import delta_spark, spark_files
 from .delta import DeltaStore, PartitionValues, WriteResult
 from .tables import TableRef
+
+WRITERS = ("arrow", "spark_files", "delta_spark")
+
+
+def is_remote_session(spark: SparkSession) -> bool:
+    """True for a Spark Connect session (the driver is on another machine)."""
+    try:
+        from pyspark.sql.connect.session import SparkSession as ConnectSession
+    except ImportError:  # pyspark without the connect extras
+        return False
+    return isinstance(spark, ConnectSession)
+
+
+def resolve_writer(configured: str, spark: SparkSession) -> str:
+    """The backend for ``configured`` (``auto`` picks by where Spark runs)."""
+    if configured == "auto":
+        return "spark_files" if is_remote_session(spark) else "arrow"
+    if configured not in WRITERS:
+        raise ValueError(f"unknown Delta writer {configured!r}; use auto or one of {WRITERS}")
+    return configured
 
 
 def spark_schema_of(store: DeltaStore, table: TableRef):
@@ -48,8 +81,18 @@ def write_partitions(
     *,
     description: str | None = None,
     commit_metadata: dict[str, Any] | None = None,
+    writer: str = "arrow",
 ) -> WriteResult:
     """Replace the partitions in ``where`` with the rows of ``df`` (one Delta commit)."""
+    writer = resolve_writer(writer, df.sparkSession)
+    if writer == "spark_files":
+        return spark_files.write_partitions(
+            df, store, table, where, description=description, commit_metadata=commit_metadata
+        )
+    if writer == "delta_spark":
+        return delta_spark.write_partitions(
+            df, store, table, where, description=description, commit_metadata=commit_metadata
+        )
     return store.replace_partitions(
         _to_arrow(df),
         table,
@@ -66,8 +109,18 @@ def write_table(
     *,
     description: str | None = None,
     commit_metadata: dict[str, Any] | None = None,
+    writer: str = "arrow",
 ) -> WriteResult:
     """Replace the whole content of an unpartitioned table (one Delta commit)."""
+    writer = resolve_writer(writer, df.sparkSession)
+    if writer == "spark_files":
+        return spark_files.write_table(
+            df, store, table, description=description, commit_metadata=commit_metadata
+        )
+    if writer == "delta_spark":
+        return delta_spark.write_table(
+            df, store, table, description=description, commit_metadata=commit_metadata
+        )
     return store.replace_table(
         _to_arrow(df), table, description=description, commit_metadata=commit_metadata
     )
