@@ -19,6 +19,7 @@ from dagster._core.storage.tags import (
 )
 from deltalake import DeltaTable
 
+from foodops_assets.checks.names import LANDING_SCHEMA
 from foodops_assets.lakehouse import tables
 from foodops_assets.settings import Settings
 from foodops_assets_tests.conftest import REPO_ROOT, Lake, subprocess_env
@@ -172,7 +173,10 @@ def test_the_orders_path_on_a_spark_cluster_equals_the_embedded_run(
     assert len(silver) == 2 * 61 and {r["partition_date"] for r in silver} == {D1, D2}
     # the same checks, all passed, and the same numbers in the metadata; but the data
     # went to Delta differently: the cluster wrote the files, delta-rs committed them
-    assert remote["checks"] == local["checks"] and all(p for _, _, p in remote["checks"])
+    assert remote["checks"] == local["checks"]
+    # all passed but bronze's schema check, which warns on both sides: coupon_code landed
+    # and is outside the contract
+    assert {(a, c) for a, c, p in remote["checks"] if not p} == {("orders_raw", LANDING_SCHEMA)}
     # the audit-before-publish checks of silver and gold, and bronze's landing schema check
     assert len({(asset, check) for asset, check, _ in remote["checks"]}) == 9
     assert remote["metadata"].keys() == local["metadata"].keys()
