@@ -14,6 +14,8 @@ export FOODOPS_LANDING_ROOT ?= $(CURDIR)/.foodops/landing
 export FOODOPS_LAKE_ROOT ?= $(CURDIR)/.foodops/lake
 
 DAYS ?= 3
+# test processes: the suite is mostly waiting on JVMs and subprocesses, two workers overlap that
+TEST_WORKERS ?= 2
 ORDERS_PER_DAY ?= 2000
 # the last DAYS complete UTC days
 FIRST_DAY := $(shell python3 -c "import datetime as d; print(d.datetime.now(d.timezone.utc).date() - d.timedelta(days=$(DAYS)))")
@@ -48,7 +50,7 @@ run: install dagster-home
 
 test: install
 	$(BIN)/ruff check foodops_assets foodops_assets_tests bench
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ui: install dagster-home
 	@echo "Dagster UI on http://127.0.0.1:3000 (Ctrl-C to stop)"
