@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -144,7 +145,15 @@ def run_failure_alert(settings: Settings) -> dg.SensorDefinition:
             message = data.error.message.strip() if data and data.error else event.message
             errors.append(f"{event.step_key}: {message}")
         error = "\n".join(errors) or context.failure_event.message or "run failed"
-        assets = sorted(k.to_user_string() for k in (run.asset_selection or []))
+        assets = sorted(
+            {k.to_user_string() for k in (run.asset_selection or [])}
+            | {
+                r.event_log_entry.dagster_event.asset_key.to_user_string()
+                for r in context.instance.get_records_for_run(
+                    run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+                ).records
+            }
+        )
         _send(
             context,
             webhook,
@@ -163,58 +172,67 @@ def run_failure_alert(settings: Settings) -> dg.SensorDefinition:
     return _alert
 
 
+FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
+
+
 def check_failure_alert(settings: Settings) -> dg.SensorDefinition:
     @dg.sensor(
         name=CHECK_FAILURE_SENSOR,
         description=(
-            "Posts every failed asset check of severity ERROR (circuit breakers) to the alert "
-            "webhook, with the check, asset, partition and run link."
+            "Posts every failed asset check of severity ERROR (circuit breakers) of a finished "
+            "run to the alert webhook, with the check, asset, partition and run link."
         ),
         minimum_interval_seconds=settings.sensor_interval_seconds,
         default_status=default_status(settings),
     )
     def _alert(context: dg.SensorEvaluationContext, webhook: WebhookResource):
-        after = int(context.cursor) if context.cursor else None
-        if after is None:
-            # first tick: start from now, do not replay the history
-            latest = context.instance.get_event_records(
-                dg.EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION),
-                limit=1,
-            )
-            context.update_cursor(str(latest[0].storage_id if latest else 0))
-            return dg.SkipReason("started watching check results")
-        records = context.instance.get_event_records(
-            dg.EventRecordsFilter(
-                event_type=DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=after
+        # cursor: the update time of the newest finished run looked at, and the runs seen
+        # around it (run-scoped reads: the SQLite event log is sharded per run)
+        state = json.loads(context.cursor) if context.cursor else None
+        if state is None:
+            context.update_cursor(json.dumps({"after": time.time(), "seen": []}))
+            return dg.SkipReason("started watching the check results of finished runs")
+        seen = list(state["seen"])
+        records = context.instance.get_run_records(
+            filters=dg.RunsFilter(
+                statuses=FINISHED,
+                updated_after=dt.datetime.fromtimestamp(state["after"] - 1, dt.UTC),
             ),
-            limit=200,
+            order_by="update_timestamp",
             ascending=True,
+            limit=100,
         )
-        sent = 0
+        after, sent = state["after"], 0
         for record in records:
-            after = record.storage_id
-            evaluation = record.event_log_entry.dagster_event.event_specific_data
-            if evaluation.passed or evaluation.severity != dg.AssetCheckSeverity.ERROR:
+            run_id = record.dagster_run.run_id
+            after = max(after, record.update_timestamp.timestamp())
+            if run_id in seen:
                 continue
-            run_id = record.event_log_entry.run_id
-            check = evaluation.check_name
-            asset = evaluation.asset_key.to_user_string()
-            _send(
-                context,
-                webhook,
-                alert_message(
-                    "check_failure",
-                    f"check failed: {check}",
-                    error=evaluation.description or f"{check} failed",
-                    assets=[asset],
-                    partition=evaluation.partition,
-                    run_id=run_id,
-                    run_url=webhook.run_url(run_id),
-                    extra={"check": check, "blocking": bool(evaluation.blocking)},
-                ),
-            )
-            sent += 1
-        context.update_cursor(str(after))
+            seen.append(run_id)
+            for event in context.instance.get_records_for_run(
+                run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+            ).records:
+                evaluation = event.event_log_entry.dagster_event.event_specific_data
+                if evaluation.passed or evaluation.severity != dg.AssetCheckSeverity.ERROR:
+                    continue
+                check = evaluation.check_name
+                _send(
+                    context,
+                    webhook,
+                    alert_message(
+                        "check_failure",
+                        f"check failed: {check}",
+                        error=evaluation.description or f"{check} failed",
+                        assets=[evaluation.asset_key.to_user_string()],
+                        partition=evaluation.partition
+                        or _run_partition(dict(record.dagster_run.tags)),
+                        run_id=run_id,
+                        run_url=webhook.run_url(run_id),
+                        extra={"check": check, "blocking": bool(evaluation.blocking)},
+                    ),
+                )
+                sent += 1
+        context.update_cursor(json.dumps({"after": after, "seen": seen[-200:]}))
         if not sent:
             return dg.SkipReason("no failed checks")
         return None
