@@ -65,7 +65,9 @@ def tick(defs, name, instance, cursor, url):
     return data.cursor
 
 
-def test_run_failure_and_check_failure_alerts_post_to_the_webhook(lake, spark_resource, instance):
+def test_run_failure_and_check_failure_alerts_post_to_the_webhook_and_are_not_retried(
+    lake, spark_resource, instance
+):
     defs = build_definitions(lake.settings)
     with webhook_server() as (url, received):
         # first ticks start watching from now
@@ -85,6 +87,12 @@ def test_run_failure_and_check_failure_alerts_post_to_the_webhook(lake, spark_re
         )
         assert not result.success
         run_id = result.run_id
+        # a contract violation (the circuit breaker) fails fast: no retry despite the policy
+        failure = result.failure_data_for_node("deliveries_valid").error
+        assert failure.cls_name == "Failure" and "Circuit breaker tripped" in failure.message
+        assert not [
+            e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
+        ]
 
         tick(defs, RUN_FAILURE_SENSOR, instance, run_cursor, url)
         tick(defs, CHECK_FAILURE_SENSOR, instance, check_cursor, url)

@@ -38,7 +38,11 @@ def test_a_landed_file_flows_to_silver_through_sensor_and_automation(lake, spark
         FOODOPS_AUTOMATION="on",
     )
     home = env["DAGSTER_HOME"]
-    instance = dg.DagsterInstance.from_config(home)
+    with dg.DagsterInstance.from_config(home) as instance:
+        _flow(lake, spark_resource, env, instance)
+
+
+def _flow(lake, spark_resource, env, instance):
     # the reference data was loaded before (same instance): its sensors must not reload it
     land_reference(lake)
     assert materialize(lake, spark_resource, ["restaurants", "dishes"], instance=instance).success

@@ -71,8 +71,8 @@ def test_a_three_day_partition_range_is_one_run_equal_to_three_single_day_runs(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-6000:]
 
-    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
-    [run] = instance.get_runs()  # the whole range: a single run
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        [run] = instance.get_runs()  # the whole range: a single run
     assert run.status == dg.DagsterRunStatus.SUCCESS
     assert (
         run.tags["dagster/asset_partition_range_start"],

@@ -14,7 +14,7 @@ from foodops_assets.definitions import build_definitions
 from foodops_assets.lakehouse import tables
 from foodops_assets.lakehouse.resource import LakehouseResource
 from foodops_assets.lakehouse.spark_delta import read_delta
-from foodops_assets_tests.factories import land_reference, line, order
+from foodops_assets_tests.factories import line, order
 
 D = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=2)
 
@@ -37,7 +37,7 @@ class FlakyLakehouse(LakehouseResource):
         return super().landing
 
 
-def run(lake, spark_resource, selection, instance, marker=None, error="io", partition=D):
+def run(lake, spark_resource, selection, instance, marker=None, error="io"):
     settings = dataclasses.replace(lake.settings, retry_delay_seconds=0.2)
     assets = [a for a in build_definitions(settings).assets if isinstance(a, dg.AssetsDefinition)]
     lakehouse = FlakyLakehouse(
@@ -49,7 +49,7 @@ def run(lake, spark_resource, selection, instance, marker=None, error="io", part
     return dg.materialize(
         assets,
         selection=selection,
-        partition_key=partition.isoformat() if partition else None,
+        partition_key=D.isoformat(),
         resources={"spark": spark_resource, "lakehouse": lakehouse},
         instance=instance,
         raise_on_error=False,
@@ -70,12 +70,8 @@ def test_every_asset_step_has_a_backoff_retry_policy(lake):
             assert (policy.backoff, policy.jitter) == (dg.Backoff.EXPONENTIAL, dg.Jitter.PLUS_MINUS)
 
 
-def test_transient_retried_contract_violation_and_bug_fail_fast(
-    lake, spark_resource, spark, instance
-):
-    land_reference(lake)
+def test_a_transient_failure_is_retried_and_a_bug_fails_fast(lake, spark_resource, spark, instance):
     lake.land("orders", D, "batch-1.jsonl", [line(order(n, day=D)) for n in range(1, 11)])
-    assert run(lake, spark_resource, ["restaurants", "dishes"], instance, partition=None).success
 
     # an I/O error reading the landing zone: retried once, then the run succeeds
     marker = lake.root / "fail-once"
@@ -84,18 +80,14 @@ def test_transient_retried_contract_violation_and_bug_fail_fast(
     assert result.success and retries(result) == 1 and not marker.exists()
     assert read_delta(spark, lake.store, tables.ORDERS_RAW).count() == 10
 
-    # a contract violation (the not_empty circuit breaker: every order has price 0) fails at once
-    lake.land("orders", D, "batch-1.jsonl", [line(order(n, day=D, price=0)) for n in (1, 2)])
-    result = run(lake, spark_resource, ["orders_raw", "orders_valid"], instance)
-    assert not result.success and retries(result) == 0
-    assert "Circuit breaker tripped" in result.failure_data_for_node("orders_valid").error.message
-
-    # a bug (a KeyError) is not retried either, and the failure names it
+    # a bug (a KeyError) is not retried, and the failure names it
     marker.touch()
     result = run(lake, spark_resource, ["orders_raw"], instance, marker, error="bug")
     assert not result.success and retries(result) == 0
     message = result.failure_data_for_node("orders_raw").error.message
     assert "KeyError" in message and "not retried" in message
+    # (a contract violation, a tripped circuit breaker, is not retried either: asserted on
+    # the failed run of test_alerts.py, which shares its cost)
 
 
 @pytest.mark.parametrize(
