@@ -5,12 +5,13 @@ backoff with jitter). Dagster retries any exception a step raises, except a
 ``dg.Failure(allow_retries=False)``; so each asset's compute function is
 wrapped to sort what it raises:
 
-- transient (I/O errors, a lost Spark / Spark Connect connection): raised
+- transient (I/O errors, a Spark / Spark Connect connection lost mid-step): raised
   as is, and the retry policy runs the step again after 1x, 3x, 7x the delay
   (+/- the delay as jitter);
 - a contract violation or a tripped circuit breaker (the assets already raise
   ``dg.Failure(allow_retries=False)`` for them), a missing landing file, a
-  bad value, a bug: turned into ``dg.Failure(allow_retries=False)`` with the
+  Spark Connect server that never answered at session start (the resource
+  already waited; usually a wrong URL), a bad value, a bug: turned into ``dg.Failure(allow_retries=False)`` with the
   original exception as its cause — retrying cannot fix them.
 """
 
@@ -57,7 +58,9 @@ def retry_policy(delay_seconds: float) -> dg.RetryPolicy:
 def is_transient(exc: BaseException) -> bool:
     """Would running the step again plausibly succeed?"""
     if isinstance(exc, SparkConnectUnreachable):
-        return True
+        # the server never answered at session start (after the resource's own wait):
+        # most often a wrong FOODOPS_SPARK_REMOTE, so fail fast with the URL to fix
+        return False
     if isinstance(exc, OSError):
         return not isinstance(exc, _PERMANENT_OS_ERRORS)
     return any(t.__name__ in _TRANSIENT_TYPE_NAMES for t in type(exc).__mro__)

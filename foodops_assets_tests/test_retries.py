@@ -13,6 +13,7 @@ import pytest
 from foodops_assets.definitions import build_definitions
 from foodops_assets.lakehouse import tables
 from foodops_assets.lakehouse.resource import LakehouseResource
+from foodops_assets.lakehouse.spark import SparkConnectUnreachable
 from foodops_assets.lakehouse.spark_delta import read_delta
 from foodops_assets_tests.factories import line, order
 
@@ -99,6 +100,8 @@ def test_a_transient_failure_is_retried_and_a_bug_fails_fast(lake, spark_resourc
         (FileNotFoundError("landing"), False),
         (PermissionError(), False),
         (ValueError("bad"), False),
+        (SparkConnectUnreachable("sc://nowhere:15002 did not answer"), False),
+        (type("Py4JNetworkError", (Exception,), {})("Answer from Java side is empty"), True),
     ],
 )
 def test_what_counts_as_transient(exc, transient):
