@@ -16,9 +16,9 @@ it was last requested, and only when
 
 A reload of a reference snapshot (restaurants, dishes) does not re-run the
 history: it is ignored as an update, but a missing snapshot still blocks.
-``restaurant_ratings_daily`` reads a 30-day window of reviews; a missing
-partition inside the window (before the platform existed, or a day without
-reviews) does not block it, its own day's reviews must be there.
+A dependency read through a long trailing window (``restaurant_ratings_daily``
+reads 30 days of reviews) does not block on a missing partition inside the
+window (before the platform existed, or a day without reviews).
 """
 
 from __future__ import annotations
@@ -35,20 +35,12 @@ AUTOMATION_SENSOR = "foodops_automation"
 
 REFERENCE = dg.AssetSelection.assets(tables.RESTAURANTS.name, tables.DISHES.name)
 
-AUTOMATED_ASSETS = (
-    tables.ORDERS_VALID.name,
-    tables.DELIVERIES_VALID.name,
-    tables.REVIEWS_VALID.name,
-    tables.RESTAURANT_DAILY_SALES.name,
-    tables.CITY_HOURLY_DEMAND.name,
-    tables.DELIVERY_PERFORMANCE_DAILY.name,
-    tables.RESTAURANT_RATINGS_DAILY.name,
-    # ML features join here once they exist (issue: ML features)
-)
-# an upstream whose missing partitions do not block the asset (a trailing window)
-WINDOWED_UPSTREAM = {
-    tables.RESTAURANT_RATINGS_DAILY.name: dg.AssetSelection.assets(tables.REVIEWS_VALID.name),
-}
+# bronze is started by the file-arrival sensors and the schedule; everything else follows
+# (silver, gold, and the ML features when they join the graph)
+SENSOR_DRIVEN_GROUPS = ("bronze",)
+# a dependency read through a trailing window at least this long (the 30-day ratings, the
+# ML features' lookbacks) does not block on missing partitions inside the window
+LONG_WINDOW_DAYS = 14
 
 
 def follow_upstream(
@@ -67,18 +59,28 @@ def follow_upstream(
     ).with_label("follow_upstream")
 
 
+def _long_window_deps(asset: dg.AssetsDefinition) -> dg.AssetSelection | None:
+    keys = [
+        dep.asset_key
+        for spec in asset.specs
+        for dep in spec.deps
+        if isinstance(dep.partition_mapping, dg.TimeWindowPartitionMapping)
+        and -dep.partition_mapping.start_offset >= LONG_WINDOW_DAYS - 1
+    ]
+    return dg.AssetSelection.assets(*keys) if keys else None
+
+
 def with_automation(assets: list, settings: Settings) -> list:
-    """The assets, each automated one carrying its condition."""
+    """The assets, every one outside bronze carrying :func:`follow_upstream`."""
     result = []
     for asset in assets:
-        if isinstance(asset, dg.AssetsDefinition):
+        if isinstance(asset, dg.AssetsDefinition) and asset.is_executable:
             conditions = {
-                key: follow_upstream(
-                    settings.automation_lookback_days,
-                    WINDOWED_UPSTREAM.get(key.to_user_string()),
+                spec.key: follow_upstream(
+                    settings.automation_lookback_days, _long_window_deps(asset)
                 )
-                for key in asset.keys
-                if key.to_user_string() in AUTOMATED_ASSETS
+                for spec in asset.specs
+                if spec.group_name not in SENSOR_DRIVEN_GROUPS
             }
             if conditions:
                 asset = asset.with_attributes(automation_condition=conditions)
@@ -86,10 +88,14 @@ def with_automation(assets: list, settings: Settings) -> list:
     return result
 
 
+def automated_selection() -> dg.AssetSelection:
+    return dg.AssetSelection.all() - dg.AssetSelection.groups(*SENSOR_DRIVEN_GROUPS)
+
+
 def automation_sensor(settings: Settings) -> dg.AutomationConditionSensorDefinition:
     return dg.AutomationConditionSensorDefinition(
         AUTOMATION_SENSOR,
-        target=dg.AssetSelection.assets(*AUTOMATED_ASSETS),
+        target=automated_selection(),
         default_status=default_status(settings),
         minimum_interval_seconds=settings.sensor_interval_seconds,
         run_tags={**run_tags(settings), "foodops/trigger": "automation"},

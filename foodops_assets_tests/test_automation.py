@@ -10,7 +10,7 @@ import datetime as dt
 
 import dagster as dg
 
-from foodops_assets.automation import AUTOMATED_ASSETS, AUTOMATION_SENSOR
+from foodops_assets.automation import AUTOMATION_SENSOR
 from foodops_assets.definitions import build_definitions
 from foodops_assets.schedules import DAILY_SCHEDULE
 
@@ -41,11 +41,19 @@ def materialized(instance, asset, partition=None, checks=(), passed=True):
         )
 
 
+def days(*backs: int) -> list[str]:
+    return [(TODAY - dt.timedelta(days=b)).isoformat() for b in backs]
+
+
 class Ticks:
     """Successive ticks of the automation sensor's evaluator (the cursor carries over)."""
 
     def __init__(self, defs, instance):
         self.defs, self.instance, self.cursor = defs, instance, None
+        graph = defs.resolve_asset_graph()
+        self.automated = [
+            k for k in graph.get_all_asset_keys() if graph.get(k).automation_condition
+        ]
 
     def __call__(self) -> dict[str, list]:
         result = dg.evaluate_automation_conditions(
@@ -53,9 +61,9 @@ class Ticks:
         )
         self.cursor = result.cursor
         return {
-            name: sorted(result.get_requested_partitions(dg.AssetKey(name)))
-            for name in AUTOMATED_ASSETS
-            if result.get_requested_partitions(dg.AssetKey(name))
+            key.to_user_string(): sorted(result.get_requested_partitions(key))
+            for key in self.automated
+            if result.get_requested_partitions(key)
         }
 
 
@@ -104,3 +112,24 @@ def test_the_automation_sensor_and_the_schedule_are_defined(lake):
     ) as context:
         [request] = schedule.evaluate_tick(context).run_requests
     assert request.partition_key == "2026-11-20" and request.tags["foodops/trigger"] == "schedule"
+
+
+def test_late_reviews_reach_the_rolling_ratings_of_the_following_days(lake, instance):
+    """The 30-day rolling window is a long trailing window: missing days inside it do not
+    block, and a late day of reviews re-requests the ratings of every day whose window holds it."""
+    defs = build_definitions(lake.settings)
+    tick = Ticks(defs, instance)
+    materialized(instance, "restaurants")
+    materialized(instance, "dishes")
+    assert tick() == {}
+    checks = blocking_checks(defs, "reviews_valid")
+    for back in (5, 4, 3, 2):
+        materialized(
+            instance, "reviews_valid", (TODAY - dt.timedelta(days=back)).isoformat(), checks
+        )
+    # every day whose 30-day window holds an updated day (yesterday too: its window has reviews)
+    assert tick() == {"restaurant_ratings_daily": days(5, 4, 3, 2, 1)}
+    assert tick() == {}
+    # late reviews for 20 days ago: the ratings of that day and of the 19 days after it
+    materialized(instance, "reviews_valid", days(20)[0], checks)
+    assert tick() == {"restaurant_ratings_daily": days(*range(20, 0, -1))}
