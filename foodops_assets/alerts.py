@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -294,8 +295,6 @@ def orders_sla_alert(
 
 
 def _has_files(zone: LandingZone, source: str, key: str) -> bool:
-    import os
-
     directory = f"{zone.source_dir(source)}/{DATE_DIR_PREFIX}{key}"
     try:
         with os.scandir(directory) as entries:
