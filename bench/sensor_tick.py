@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/sensor_tick.py [--files 10000 100000] [--days 500] [--repeat 5]
 
-For each size, lands N empty-ish files spread over --days date= directories (aged, as
+For each size, lands N one-line files spread over --days date= directories (aged, as
 if landed long ago), takes the first (full) tick, then lands 3 new files (two days) and
 times the next tick through the real sensor definition (build_sensor_context +
 evaluate_tick). Prints ``name: value`` lines: the full-listing tick, the incremental
@@ -13,6 +13,7 @@ ratio of the incremental tick at the largest size to the smallest.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import statistics
@@ -42,23 +43,25 @@ def _land(landing: Path, days: int, files: int) -> None:
         os.utime(directory, (past, past))
 
 
-def _tick(repo, cursor):
+def _tick(repo, cursor, instance):
     sensor = repo.get_sensor_def("orders_file_arrivals")
-    with dg.build_sensor_context(cursor=cursor, repository_def=repo) as context:
+    with dg.build_sensor_context(cursor=cursor, repository_def=repo, instance=instance) as context:
         start = time.perf_counter()
         data = sensor.evaluate_tick(context)
         return time.perf_counter() - start, data
 
 
 def measure(files: int, days: int, repeat: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="foodops-sensor-bench-") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="foodops-sensor-bench-"))
         landing = Path(tmp) / "landing"
         _land(landing, days, files)
         settings = Settings(
             landing_root=str(landing), lake_root=str(Path(tmp) / "lake"), landing_settle_seconds=0
         )
         repo = build_definitions(settings).get_repository_def()
-        full, data = _tick(repo, None)
+        instance = stack.enter_context(dg.instance_for_test())
+        full, data = _tick(repo, None, instance)
         assert len(data.run_requests) == days, len(data.run_requests)
         cursor = data.cursor
         incremental, opened = [], []
@@ -75,7 +78,7 @@ def measure(files: int, days: int, repeat: int) -> dict[str, float]:
                 "orders", str(landing / "orders"), load_cursor(cursor), settle_seconds=0
             )
             opened.append(scan.directories_listed)
-            seconds, data = _tick(repo, cursor)
+            seconds, data = _tick(repo, cursor, instance)
             assert len(data.run_requests) == 2, data.run_requests
             cursor = data.cursor
             incremental.append(seconds)

@@ -101,6 +101,10 @@ def _daily_sensor(
             context.log.info(f"still being written, picked up later: {scan.unsettled[:10]}")
         if scan.skipped:
             context.log.info(f"not (yet) a partition, skipped: {scan.skipped[:10]}")
+        arrivals = scan.arrivals
+        if not context.cursor:
+            # a fresh cursor (a new deployment, a reset): do not reload what bronze holds
+            arrivals = [a for a in arrivals if not _partition_loaded(context, asset, a)]
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(
@@ -113,7 +117,7 @@ def _daily_sensor(
                         SOURCE_TAG: source,
                     },
                 )
-                for arrival in scan.arrivals
+                for arrival in arrivals
             ],
             cursor=dump_cursor(scan.cursor),
         )
@@ -152,6 +156,15 @@ def _snapshot_sensor(source: str, asset: str, settings: Settings) -> dg.SensorDe
         return dg.SensorResult(run_requests=requests, cursor=dump_cursor(scan.cursor))
 
     return _sensor
+
+
+def _partition_loaded(context: dg.SensorEvaluationContext, asset: str, arrival) -> bool:
+    """Bronze materialised this partition after its newest file landed."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[arrival.partition]),
+        limit=1,
+    ).records
+    return bool(records) and records[0].timestamp * 1e9 > arrival.newest_mtime_ns
 
 
 def _already_loaded(context: dg.SensorEvaluationContext, asset: str, path: str) -> bool:

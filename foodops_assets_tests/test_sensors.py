@@ -23,6 +23,9 @@ def defs(lake):
 
 
 def tick(defs, source, cursor=None, instance=None):
+    if instance is None:  # an empty instance: bronze has loaded nothing
+        with dg.instance_for_test() as empty:
+            return tick(defs, source, cursor, empty)
     repo = defs.get_repository_def()
     sensor = repo.get_sensor_def(arrival_sensor_name(source))
     with dg.build_sensor_context(cursor=cursor, instance=instance, repository_def=repo) as context:
@@ -133,3 +136,18 @@ def test_snapshot_sensor_requests_each_new_snapshot_once(lake, defs, instance):
     age(lake.land("restaurants", None, "snapshot-20261120.jsonl", ['{"restaurant_id": "r"}']))
     newer, _ = tick(defs, "restaurants", cursor, instance)
     assert len(newer) == 1 and "snapshot-20261120" in str(load_cursor(_))
+
+
+def test_a_fresh_cursor_does_not_reload_partitions_bronze_already_holds(lake, defs, instance):
+    old, new = D - dt.timedelta(days=1), D
+    age(lake.land("orders", old, "b.jsonl", ['{"order_id": "o-1"}']))
+    age(lake.land("orders", new, "b.jsonl", ['{"order_id": "o-2"}']))
+    # bronze of `old` was materialised after its file landed (e.g. by `make run`)
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("orders_raw", partition=old.isoformat())
+    )
+    requests, cursor = tick(defs, "orders", instance=instance)
+    assert partitions(requests) == [new.isoformat()]
+    # a later file in `old` is new data: requested
+    age(lake.land("orders", old, "late.jsonl", ['{"order_id": "o-3"}']))
+    assert partitions(tick(defs, "orders", cursor, instance)[0]) == [old.isoformat()]

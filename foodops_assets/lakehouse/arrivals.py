@@ -47,6 +47,7 @@ class Arrival:
     partition: str | None  # YYYY-MM-DD, None for a snapshot
     digest: str  # of every complete file of the partition: same files, same digest
     files: tuple[str, ...]  # names of the complete files
+    newest_mtime_ns: int = 0  # of the newest complete file
 
     @property
     def run_key(self) -> str:
@@ -154,7 +155,13 @@ def scan_daily(
         digest = _digest([(name, size) for name, size, _ in files])
         if files and (not seen or seen[1] != digest):
             result.arrivals.append(
-                Arrival(source, key, digest, tuple(sorted(name for name, _, _ in files)))
+                Arrival(
+                    source,
+                    key,
+                    digest,
+                    tuple(sorted(name for name, _, _ in files)),
+                    max(m for _, _, m in files),
+                )
             )
         if unsettled:
             # look again next tick; what settled now is requested now (run keys dedupe)
@@ -185,6 +192,6 @@ def scan_snapshot(
     name, size, mtime_ns = max(files)
     digest = _digest([(name, size), (str(mtime_ns), 0)])
     if cursor.get("snapshot") != name or cursor.get("digest") != digest:
-        result.arrivals.append(Arrival(source, None, digest, (name,)))
+        result.arrivals.append(Arrival(source, None, digest, (name,), mtime_ns))
         result.cursor = {"snapshot": name, "digest": digest}
     return result
