@@ -1,4 +1,4 @@
-"""The FoodOps code location: every asset, check, job and resource, in one place.
+"""The FoodOps code location: every asset, check, job, sensor, schedule and resource.
 
 Dagster calls ``defs`` when it loads the code location (CLI, webserver,
 daemon, run workers); that is when the environment is read and the contracts
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from .alerts import alert_sensors, webhook_resource
 from .assets.bronze import daily_bronze_asset, snapshot_bronze_asset
 from .assets.gold import (
     city_hourly_demand_asset,
@@ -26,11 +27,15 @@ from .assets.silver import (
     dead_letter_queue_spec,
     silver_asset,
 )
+from .automation import automation_sensor, with_automation
 from .contracts import CONTRACTS_DIR, check_references, load_contract
 from .lakehouse import tables
 from .lakehouse.resource import LakehouseResource
 from .lakehouse.spark import SparkResource
 from .partitions import daily_partitions
+from .retries import retry_policy, with_retries
+from .schedules import daily_schedule
+from .sensors import file_arrival_sensors, run_tags
 from .settings import Settings
 
 DAILY_JOB = "foodops_daily"
@@ -66,6 +71,12 @@ def build_definitions(
         # BackfillPolicy is marked beta; single-run backfills are a deliberate choice here
         warnings.simplefilter("ignore", dg.BetaWarning)
         assets = _assets(contracts, daily)
+        if settings.execution == "local":
+            # transient failures retried with backoff and jitter; the rest fail fast
+            policy = retry_policy(settings.retry_delay_seconds)
+            assets = [
+                with_retries(a, policy) if isinstance(a, dg.AssetsDefinition) else a for a in assets
+            ]
         if settings.execution != "local":
             # the Spark assets run remotely (Databricks, or a local Pipes process)
             from .databricks.assets import run_spark_assets_on_pipes
@@ -76,6 +87,7 @@ def build_definitions(
                 contracts_dir or CONTRACTS_DIR,
                 kind="databricks" if settings.execution == "databricks" else "pipes",
             )
+        assets = with_automation(assets, settings)
 
     jobs = [
         dg.define_asset_job(
@@ -83,18 +95,28 @@ def build_definitions(
             selection=dg.AssetSelection.assets(*DAILY_ASSETS),
             partitions_def=daily,
             description="Bronze to gold for one day (or a range, in a single run).",
+            tags=run_tags(settings),
         ),
         dg.define_asset_job(
             REFERENCE_JOB,
             selection=dg.AssetSelection.assets(*REFERENCE_ASSETS),
             description="Load the newest restaurants and dishes snapshots.",
+            tags=run_tags(settings),
         ),
+    ]
+    sensors = [
+        *file_arrival_sensors(settings, daily),
+        automation_sensor(settings),
+        *alert_sensors(settings, contracts, daily),
     ]
 
     return dg.Definitions(
         assets=assets,
         jobs=jobs,
+        schedules=[daily_schedule(settings, jobs[0], daily)],
+        sensors=sensors,
         resources={
+            "webhook": webhook_resource(settings),
             **_pipes_resources(settings),
             "spark": SparkResource(remote=settings.spark_remote),
             "lakehouse": LakehouseResource(

@@ -31,6 +31,17 @@ ENV_EXECUTION = "FOODOPS_EXECUTION"
 # pipes_subprocess: the same Pipes path, in a local process (a rehearsal of databricks)
 EXECUTIONS = ("local", "databricks", "pipes_subprocess")
 ENV_DATABRICKS_JOB_SPEC = "FOODOPS_DATABRICKS_JOB_SPEC"
+# automation (sensors, schedule, declarative automation, alerts)
+ENV_AUTOMATION = "FOODOPS_AUTOMATION"
+AUTOMATION_MODES = ("on", "off")
+ENV_SENSOR_INTERVAL = "FOODOPS_SENSOR_INTERVAL_SECONDS"
+ENV_LANDING_SETTLE = "FOODOPS_LANDING_SETTLE_SECONDS"
+ENV_DAILY_SCHEDULE_CRON = "FOODOPS_DAILY_SCHEDULE_CRON"
+ENV_ALERT_WEBHOOK_URL = "FOODOPS_ALERT_WEBHOOK_URL"  # a secret: read only through dg.EnvVar
+ENV_WEBSERVER_URL = "FOODOPS_WEBSERVER_URL"
+ENV_RUN_TIMEOUT = "FOODOPS_RUN_TIMEOUT_SECONDS"
+ENV_RETRY_DELAY = "FOODOPS_RETRY_DELAY_SECONDS"
+ENV_AUTOMATION_LOOKBACK_DAYS = "FOODOPS_AUTOMATION_LOOKBACK_DAYS"
 
 DEFAULT_LANDING_ROOT = "./.foodops/landing"
 DEFAULT_LAKE_ROOT = "./.foodops/lake"
@@ -59,6 +70,20 @@ class Settings:
     # where the heavy assets run (see foodops_assets/databricks/)
     execution: str = "local"
     databricks_job_spec: str | None = None  # default: resources/databricks/job.yaml
+    # on: sensors, the daily schedule and declarative automation start running with
+    # the daemon; off: they are defined but stopped (turn them on in the UI)
+    automation: str = "on"
+    sensor_interval_seconds: int = 30
+    # a landing file modified more recently than this is still being written
+    landing_settle_seconds: float = 5.0
+    daily_schedule_cron: str = "0 2 * * *"  # UTC: the previous day's partition, as a backstop
+    # whether FOODOPS_ALERT_WEBHOOK_URL is set (its value is a secret and never held here)
+    alert_webhook_configured: bool = False
+    webserver_url: str = "http://127.0.0.1:3000"  # base of the run links in alerts
+    run_timeout_seconds: int = 7200  # a run still going after this is failed by run monitoring
+    retry_delay_seconds: float = 10.0  # first retry of a transient failure (then x2, x4, jitter)
+    # declarative automation follows upstream updates of the last N daily partitions
+    automation_lookback_days: int = 35
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -72,6 +97,25 @@ class Settings:
         if self.execution not in EXECUTIONS:
             raise ConfigError(
                 f"{ENV_EXECUTION}={self.execution!r} is not one of {', '.join(EXECUTIONS)}"
+            )
+        if self.automation not in AUTOMATION_MODES:
+            raise ConfigError(
+                f"{ENV_AUTOMATION}={self.automation!r} is not one of {', '.join(AUTOMATION_MODES)}"
+            )
+        _check_positive(ENV_SENSOR_INTERVAL, self.sensor_interval_seconds, minimum=1)
+        _check_positive(ENV_LANDING_SETTLE, self.landing_settle_seconds, minimum=0)
+        _check_positive(ENV_RUN_TIMEOUT, self.run_timeout_seconds, minimum=1)
+        _check_positive(ENV_RETRY_DELAY, self.retry_delay_seconds, minimum=0)
+        _check_positive(ENV_AUTOMATION_LOOKBACK_DAYS, self.automation_lookback_days, minimum=1)
+        if not _valid_cron(self.daily_schedule_cron):
+            raise ConfigError(
+                f"{ENV_DAILY_SCHEDULE_CRON}={self.daily_schedule_cron!r} is not a cron "
+                "expression; use five fields, e.g. '0 2 * * *' (02:00 UTC every day)"
+            )
+        if not self.webserver_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{ENV_WEBSERVER_URL}={self.webserver_url!r} is not an http(s) URL "
+                "(the Dagster UI's address, e.g. http://127.0.0.1:3000)"
             )
         try:
             dt.date.fromisoformat(self.partitions_start)
@@ -103,7 +147,39 @@ class Settings:
             delta_writer=env.get(ENV_DELTA_WRITER) or "auto",
             execution=env.get(ENV_EXECUTION) or "local",
             databricks_job_spec=env.get(ENV_DATABRICKS_JOB_SPEC) or None,
+            automation=env.get(ENV_AUTOMATION) or "on",
+            sensor_interval_seconds=_number(env, ENV_SENSOR_INTERVAL, 30, int),
+            landing_settle_seconds=_number(env, ENV_LANDING_SETTLE, 5.0, float),
+            daily_schedule_cron=env.get(ENV_DAILY_SCHEDULE_CRON) or "0 2 * * *",
+            alert_webhook_configured=bool(env.get(ENV_ALERT_WEBHOOK_URL)),
+            webserver_url=(env.get(ENV_WEBSERVER_URL) or "http://127.0.0.1:3000").rstrip("/"),
+            run_timeout_seconds=_number(env, ENV_RUN_TIMEOUT, 7200, int),
+            retry_delay_seconds=_number(env, ENV_RETRY_DELAY, 10.0, float),
+            automation_lookback_days=_number(env, ENV_AUTOMATION_LOOKBACK_DAYS, 35, int),
         )
+
+
+def _number(env: Mapping[str, str], var: str, default, kind):
+    raw = env.get(var)
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"{var}={raw!r} is not a number (default {default})") from None
+
+
+def _valid_cron(expression: str) -> bool:
+    try:
+        from dagster._utils.schedules import is_valid_cron_string
+    except ImportError:  # a process without Dagster (a Databricks task) schedules nothing
+        return True
+    return len(expression.split()) == 5 and is_valid_cron_string(expression)
+
+
+def _check_positive(var: str, value: float, minimum: float) -> None:
+    if value < minimum:
+        raise ConfigError(f"{var}={value!r} must be at least {minimum}")
 
 
 def is_remote_uri(path: str) -> bool:

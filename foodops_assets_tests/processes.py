@@ -113,3 +113,24 @@ def dagster_dev(
         yield dev
     finally:
         stop_process_group(proc)
+
+
+@contextlib.contextmanager
+def dagster_daemon(env: dict[str, str], log_dir: Path) -> Iterator[subprocess.Popen]:
+    """``dagster-daemon run -w workspace.yaml`` (sensors, schedules, run queue, automation),
+    stopped by PID with the run workers it launched (same process group)."""
+    log = log_dir / "dagster-daemon.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_default_signals,
+        )
+    try:
+        yield proc
+    finally:
+        stop_process_group(proc)

@@ -81,3 +81,21 @@ def test_a_missing_credential_is_named(prod_config, monkeypatch):
     )
     assert not result.success
     assert "DAGSTER_PG_PASSWORD" in str(result.errors)
+
+
+def test_the_local_instance_runs_one_run_per_partition_and_times_runs_out(tmp_path):
+    import dagster as dg
+
+    shutil.copy(REPO_ROOT / "resources" / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        queue = instance.run_coordinator.get_run_queue_config()
+        assert queue.max_concurrent_runs == 2  # different partitions run side by side
+        [limit] = queue.tag_concurrency_limits
+        assert (limit["key"], limit["limit"], limit["value"]) == (
+            "dagster/partition",
+            1,
+            {"applyLimitPerUniqueValue": True},
+        )
+        assert instance.run_monitoring_enabled
+        settings = instance.run_monitoring_settings
+        assert settings["max_runtime_seconds"] == 21600 and settings["start_timeout_seconds"] == 300

@@ -139,6 +139,38 @@ def test_jobs_and_the_partition_start_come_from_settings():
     assert defs.resolve_job_def(REFERENCE_JOB)
 
 
+def test_triggers_sensors_schedule_and_automation_are_defined():
+    repo = _defs().get_repository_def()
+    assert {s.name for s in repo.sensor_defs} == {
+        "orders_file_arrivals",
+        "deliveries_file_arrivals",
+        "reviews_file_arrivals",
+        "restaurants_file_arrivals",
+        "dishes_file_arrivals",
+        "foodops_automation",
+        "foodops_run_failure_alert",
+        "foodops_check_failure_alert",
+        "foodops_orders_sla_alert",
+    }
+    assert [s.name for s in repo.schedule_defs] == ["foodops_daily_backstop"]
+    graph = _defs().resolve_asset_graph()
+    automated = {
+        k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).automation_condition
+    }
+    assert automated == set(EXPECTED_GROUPS) - {
+        "restaurants",
+        "dishes",
+        "orders_raw",
+        "deliveries_raw",
+        "reviews_raw",
+        "dead_letter_queue",
+    }
+    # automation can be switched off as a whole (the sensors and schedule then start stopped)
+    off = build_definitions(Settings(landing_root="/l", lake_root="/k", automation="off"))
+    statuses = {s.default_status for s in off.get_repository_def().sensor_defs}
+    assert statuses == {dg.DefaultSensorStatus.STOPPED}
+
+
 def test_make_run_materialises_every_daily_asset_of_the_definitions():
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     [line] = [x for x in makefile.splitlines() if x.startswith("DAILY_ASSETS :=")]

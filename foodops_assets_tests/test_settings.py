@@ -71,6 +71,14 @@ def test_roots_can_point_anywhere_and_uris_are_kept():
             {"FOODOPS_EXECUTION": "cloud"},
             "FOODOPS_EXECUTION='cloud' is not one of local, databricks, pipes_subprocess",
         ),
+        (
+            {"FOODOPS_DAILY_SCHEDULE_CRON": "every day at 2"},
+            "FOODOPS_DAILY_SCHEDULE_CRON='every day at 2' is not a cron expression",
+        ),
+        ({"FOODOPS_AUTOMATION": "yes"}, "FOODOPS_AUTOMATION='yes' is not one of on, off"),
+        ({"FOODOPS_SENSOR_INTERVAL_SECONDS": "soon"}, "FOODOPS_SENSOR_INTERVAL_SECONDS='soon'"),
+        ({"FOODOPS_RUN_TIMEOUT_SECONDS": "0"}, "FOODOPS_RUN_TIMEOUT_SECONDS=0 must be at least 1"),
+        ({"FOODOPS_WEBSERVER_URL": "dagster:3000"}, "FOODOPS_WEBSERVER_URL='dagster:3000'"),
     ],
 )
 def test_a_bad_config_value_names_the_variable_to_fix(env, message):
