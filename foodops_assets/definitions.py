@@ -20,6 +20,7 @@ from .assets.gold import (
     restaurant_daily_sales_asset,
     restaurant_ratings_daily_asset,
 )
+from .assets.ml import dish_features_asset, dish_recommendations_asset, user_features_asset
 from .assets.silver import (
     ORDERS_REFERENCE_CHECK,
     SilverSource,
@@ -35,6 +36,7 @@ from .settings import Settings
 
 DAILY_JOB = "foodops_daily"
 REFERENCE_JOB = "foodops_reference_data"
+ML_JOB = "foodops_ml"
 
 DAILY_ASSETS = [
     tables.ORDERS_RAW.name,
@@ -49,6 +51,12 @@ DAILY_ASSETS = [
     tables.RESTAURANT_RATINGS_DAILY.name,
 ]
 REFERENCE_ASSETS = [tables.RESTAURANTS.name, tables.DISHES.name]
+# as-of-date features and recommendations over the trailing window of silver partitions
+ML_ASSETS = [
+    tables.USER_FEATURES.name,
+    tables.DISH_FEATURES.name,
+    tables.DISH_RECOMMENDATIONS.name,
+]
 
 
 def build_definitions(
@@ -88,6 +96,12 @@ def build_definitions(
             REFERENCE_JOB,
             selection=dg.AssetSelection.assets(*REFERENCE_ASSETS),
             description="Load the newest restaurants and dishes snapshots.",
+        ),
+        dg.define_asset_job(
+            ML_JOB,
+            selection=dg.AssetSelection.assets(*ML_ASSETS),
+            partitions_def=daily,
+            description="Features and dish recommendations as of a day (reads the trailing window of silver).",
         ),
     ]
 
@@ -161,6 +175,10 @@ def _assets(contracts, daily) -> list:
         city_hourly_demand_asset(daily),
         delivery_performance_daily_asset(daily, deliveries),
         restaurant_ratings_daily_asset(daily),
+        # ml_features
+        user_features_asset(daily),
+        dish_features_asset(daily),
+        dish_recommendations_asset(daily),
     ]
 
 
