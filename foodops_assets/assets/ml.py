@@ -381,11 +381,14 @@ def dish_recommendations_asset(partitions_def: dg.PartitionsDefinition) -> dg.As
         )
         other = config.include_other_cities
         try:
+            catalogue_size = catalogue.count()
             # audit: every as-of date's model must beat the baseline before anything is written
             evaluations = {}
             for day in days:
                 start = day - dt.timedelta(days=w - 1)
-                evaluations[day] = recommend.holdout(orders, catalogue, start, day, params, other)
+                evaluations[day] = recommend.holdout(
+                    orders, catalogue, start, day, params, other, catalogue_size
+                )
             check = _gate(evaluations, config.min_precision_uplift)
             if not check.passed:
                 yield check

@@ -260,17 +260,19 @@ def evaluate(recs: DataFrame, truth: DataFrame, catalogue_size: int, k: int = K)
         )
         .withColumn("hits", F.coalesce("hits", F.lit(0)))
     )
-    row = per_user.agg(
+    scores = per_user.agg(
         F.count(F.lit(1)).alias("users"),
         F.avg(F.col("hits") / F.lit(k)).alias("p"),
         F.avg(F.col("hits") / F.col("relevant")).alias("r"),
-    ).first()
-    evaluated = recs.join(relevant.select("user_id").distinct(), "user_id", "inner")
-    covered = evaluated.select("dish_id").distinct().count()
+    )
+    covered = recs.join(relevant.select("user_id").distinct(), "user_id", "inner").agg(
+        F.count_distinct("dish_id").alias("covered")
+    )
+    row = scores.crossJoin(covered).first()  # one Spark job for all three
     return Metrics(
         precision_at_k=float(row["p"] or 0.0),
         recall_at_k=float(row["r"] or 0.0),
-        coverage=covered / catalogue_size if catalogue_size else 0.0,
+        coverage=int(row["covered"] or 0) / catalogue_size if catalogue_size else 0.0,
         users=int(row["users"] or 0),
     )
 
@@ -294,6 +296,7 @@ def holdout(
     as_of: dt.date,
     params: AlsParams,
     other_cities: bool = False,
+    catalogue_size: int | None = None,
 ) -> Evaluation:
     """Train on window_start..as_of-1, test on as_of, for the model and the baseline."""
     last_train = as_of - dt.timedelta(days=1)
@@ -303,9 +306,10 @@ def holdout(
     # warm users: ordered on the test day and have history to learn from
     users = user_cities(train_orders).join(test.select("user_id").distinct(), "user_id")
     truth = test.join(users.select("user_id"), "user_id")
-    catalogue_size = catalogue_df.count()
+    if catalogue_size is None:
+        catalogue_size = catalogue_df.count()
     pop = popularity(fb)
-    if fb.isEmpty() or users.isEmpty():
+    if users.isEmpty():  # no warm user (and so no feedback either): nothing to evaluate
         empty = Metrics(0.0, 0.0, 0.0, 0)
         fb.unpersist()
         return Evaluation(empty, empty, (window_start, last_train), as_of)
