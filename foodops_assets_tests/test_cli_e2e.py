@@ -130,7 +130,10 @@ def test_generate_materialize_and_summarise_through_the_cli(lake):
         "dagster asset materialize -m foodops_assets --select reviews_raw,reviews_valid "
         "--partition 2026-11-19" in plan
     )
-    assert "--select restaurant_ratings_daily --partition-range 2026-11-19..." in plan
+    assert (
+        "--select dish_features,restaurant_ratings_daily,user_features "
+        "--partition-range 2026-11-19..." in plan
+    )
 
 
 def test_a_bad_partition_key_fails_with_a_clear_message(lake):
