@@ -6,10 +6,9 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from pyspark.sql import Row
 from pyspark.sql import types as T
 
-from foodops_assets.transforms import features, recommend
+from foodops_assets.transforms import features
 
 D = dt.date(2026, 11, 20)
 W = 3  # window D-2..D
@@ -220,17 +219,3 @@ def test_records_dated_after_the_as_of_date_change_nothing(frames):
     later = D + dt.timedelta(days=1)
     u2 = features.user_features(*after, dishes, [later], W).where("user_id = 'u2'").first()
     assert (u2["orders"], u2["reviews_given"]) == (2, 2)
-
-
-def test_precision_recall_and_coverage_by_hand(spark):
-    recs = spark.createDataFrame(
-        [Row(user_id=u, dish_id=d) for u, d in [("u1", "a"), ("u1", "b"), ("u2", "c")]]
-        + [Row(user_id="u2", dish_id="d"), Row(user_id="u3", dish_id="e")]
-    )
-    truth = spark.createDataFrame(
-        [Row(user_id="u1", dish_id="a"), Row(user_id="u1", dish_id="c")]
-        + [Row(user_id="u2", dish_id="d"), Row(user_id="u2", dish_id="d")]
-    )
-    m = recommend.evaluate(recs, truth, catalogue_size=8, k=2)
-    # u1: 1 hit of 2 relevant; u2: 1 hit of 1; u3 did not order on the test day
-    assert (m.users, m.precision_at_k, m.recall_at_k, m.coverage) == (2, 0.5, 0.75, 0.5)
