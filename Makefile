@@ -1,5 +1,6 @@
 # FoodOps Lakehouse — the commands the README names.
-#   make run    install, generate 3 days of sample data, materialise every asset, print a summary
+#   make run    install, generate 3 days of sample data, materialise every asset (the ML
+#               assets as of the last day), print a summary
 #   make test   install, run the test suite
 #   make ui     install, start the Dagster UI on http://127.0.0.1:3000
 
@@ -23,6 +24,7 @@ LAST_DAY := $(shell python3 -c "import datetime as d; print(d.datetime.now(d.tim
 
 DAILY_ASSETS := orders_raw,orders_valid,deliveries_raw,deliveries_valid,reviews_raw,reviews_valid,restaurant_daily_sales,city_hourly_demand,delivery_performance_daily,restaurant_ratings_daily
 REFERENCE_ASSETS := restaurants,dishes
+ML_ASSETS := user_features,dish_features,dish_recommendations
 
 .PHONY: install run test ui lint bench clean lock dagster-home
 
@@ -45,6 +47,7 @@ run: install dagster-home
 	$(BIN)/dagster asset materialize -m foodops_assets --select $(REFERENCE_ASSETS)
 	$(BIN)/dagster asset materialize -m foodops_assets --select $(DAILY_ASSETS) \
 		--partition-range $(FIRST_DAY)...$(LAST_DAY)
+	$(BIN)/dagster asset materialize -m foodops_assets --select $(ML_ASSETS) --partition $(LAST_DAY)
 	@echo
 	@$(BIN)/foodops summary
 

@@ -21,6 +21,7 @@ from .assets.gold import (
     restaurant_daily_sales_asset,
     restaurant_ratings_daily_asset,
 )
+from .assets.ml import dish_features_asset, dish_recommendations_asset, user_features_asset
 from .assets.silver import (
     ORDERS_REFERENCE_CHECK,
     SilverSource,
@@ -40,6 +41,7 @@ from .settings import Settings
 
 DAILY_JOB = "foodops_daily"
 REFERENCE_JOB = "foodops_reference_data"
+ML_JOB = "foodops_ml"
 
 DAILY_ASSETS = [
     tables.ORDERS_RAW.name,
@@ -54,6 +56,12 @@ DAILY_ASSETS = [
     tables.RESTAURANT_RATINGS_DAILY.name,
 ]
 REFERENCE_ASSETS = [tables.RESTAURANTS.name, tables.DISHES.name]
+# as-of-date features and recommendations over the trailing window of silver partitions
+ML_ASSETS = [
+    tables.USER_FEATURES.name,
+    tables.DISH_FEATURES.name,
+    tables.DISH_RECOMMENDATIONS.name,
+]
 
 
 def build_definitions(
@@ -102,6 +110,12 @@ def build_definitions(
             selection=dg.AssetSelection.assets(*REFERENCE_ASSETS),
             description="Load the newest restaurants and dishes snapshots.",
             tags=run_tags(settings),
+        ),
+        dg.define_asset_job(
+            ML_JOB,
+            selection=dg.AssetSelection.assets(*ML_ASSETS),
+            partitions_def=daily,
+            description="Features and dish recommendations as of a day (reads the trailing window of silver).",
         ),
     ]
     sensors = [
@@ -183,6 +197,10 @@ def _assets(contracts, daily) -> list:
         city_hourly_demand_asset(daily),
         delivery_performance_daily_asset(daily, deliveries),
         restaurant_ratings_daily_asset(daily),
+        # ml_features
+        user_features_asset(daily),
+        dish_features_asset(daily),
+        dish_recommendations_asset(daily),
     ]
 
 

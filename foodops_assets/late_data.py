@@ -74,15 +74,44 @@ def replan(defs: dg.Definitions, source: str, day: dt.date) -> list[Step]:
         if not graph.get(asset).is_executable:
             continue  # written by another asset's step (dead_letter_queue)
         by_range[(min(keys), max(keys))].append(asset)
-    steps = [
-        (
-            min(order[a] for a in assets),
-            Step(
-                tuple(a.to_user_string() for a in sorted(assets, key=order.get)),
-                first,
-                last,
-            ),
-        )
-        for (first, last), assets in by_range.items()
+    groups = list(by_range.items())
+    ordered = _dependency_order(graph, groups, order)
+    if ordered is None:
+        # two ranges need each other: one step per range and depth in the graph instead
+        depth: dict[dg.AssetKey, int] = {}
+        for a in sorted(partitions, key=order.get):
+            parents = [p for p in graph.get(a).parent_keys if p in partitions]
+            depth[a] = 1 + max((depth[p] for p in parents), default=-1)
+        split: dict[tuple[str, str, int], list[dg.AssetKey]] = defaultdict(list)
+        for (first, last), assets in groups:
+            for a in assets:
+                split[(first, last, depth[a])].append(a)
+        groups = [((f, la), assets) for (f, la, _), assets in split.items()]
+        ordered = _dependency_order(graph, groups, order)
+        assert ordered is not None  # deeper steps only read shallower ones
+    return [
+        Step(tuple(a.to_user_string() for a in sorted(assets, key=order.get)), first, last)
+        for (first, last), assets in ordered
     ]
-    return [step for _, step in sorted(steps, key=lambda s: (s[0], s[1].first, s[1].last))]
+
+
+def _dependency_order(graph, groups, order):
+    """The groups so that each comes after every group holding one of its parents
+    (ties: graph order, then range); None if two groups depend on each other."""
+    owner = {a: i for i, (_, assets) in enumerate(groups) for a in assets}
+    needs = {
+        i: {owner[p] for a in assets for p in graph.get(a).parent_keys if owner.get(p, i) != i}
+        for i, (_, assets) in enumerate(groups)
+    }
+
+    def rank(i):
+        (first, last), assets = groups[i]
+        return (min(order[a] for a in assets), first, last)
+
+    done: list[int] = []
+    while len(done) < len(groups):
+        ready = [i for i in needs if i not in done and needs[i] <= set(done)]
+        if not ready:
+            return None
+        done.append(min(ready, key=rank))
+    return [groups[i] for i in done]

@@ -2,7 +2,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from foodops_assets.definitions import DAILY_ASSETS, DAILY_JOB, REFERENCE_JOB, build_definitions
+from foodops_assets.definitions import (
+    DAILY_ASSETS,
+    DAILY_JOB,
+    ML_ASSETS,
+    ML_JOB,
+    REFERENCE_JOB,
+    build_definitions,
+)
 from foodops_assets.lakehouse.tables import TABLES
 from foodops_assets.settings import Settings
 
@@ -20,6 +27,9 @@ EXPECTED_GROUPS = {
     "city_hourly_demand": "gold",
     "delivery_performance_daily": "gold",
     "restaurant_ratings_daily": "gold",
+    "user_features": "ml_features",
+    "dish_features": "ml_features",
+    "dish_recommendations": "ml_features",
 }
 
 
@@ -52,7 +62,7 @@ def test_every_asset_carries_description_owner_kinds_and_column_schema():
 
 def test_daily_assets_are_partitioned_with_single_run_backfills():
     graph = _defs().resolve_asset_graph()
-    for name in (*DAILY_ASSETS, "dead_letter_queue"):
+    for name in (*DAILY_ASSETS, *ML_ASSETS, "dead_letter_queue"):
         node = graph.get(dg.AssetKey(name))
         assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition), name
         assert node.partitions_def.start.strftime("%Y-%m-%d") == "2025-01-01"
@@ -93,6 +103,9 @@ def test_blocking_checks_guard_silver_and_gold():
         ("delivery_performance_daily", "delivery_metrics_sane"),
         ("restaurant_ratings_daily", "reviews_reconcile_with_silver"),
         ("restaurant_ratings_daily", "ratings_sane"),
+        ("user_features", "user_features_sane"),
+        ("dish_features", "dish_features_sane"),
+        ("dish_recommendations", "model_beats_popularity_baseline"),
     } <= blocking
     # schema drift on bronze is reported, never a circuit breaker
     for bronze in ("orders_raw", "deliveries_raw", "reviews_raw"):
@@ -126,6 +139,12 @@ def test_trailing_partitions_are_dependencies_through_partition_mappings():
         "2025-01-01",
         "2025-01-02",
     ]
+    # as-of features and recommendations read the trailing 14 days (dish trends: 28)
+    for child in ("user_features", "dish_recommendations"):
+        window = upstream(child, "orders_valid", "2026-11-20")
+        assert (len(window), window[0], window[-1]) == (14, "2026-11-07", "2026-11-20")
+    assert len(upstream("user_features", "reviews_valid", "2026-11-20")) == 14
+    assert len(upstream("dish_features", "orders_valid", "2026-11-20")) == 28
     assert set(graph.get(dg.AssetKey("dead_letter_queue")).parent_keys) == {
         dg.AssetKey(n) for n in ("orders_raw", "deliveries_raw", "reviews_raw")
     }
@@ -137,6 +156,8 @@ def test_jobs_and_the_partition_start_come_from_settings():
     )
     assert defs.resolve_job_def(DAILY_JOB).partitions_def.start.strftime("%Y-%m-%d") == "2026-01-01"
     assert defs.resolve_job_def(REFERENCE_JOB)
+    ml = defs.resolve_job_def(ML_JOB)
+    assert ml.partitions_def.start.strftime("%Y-%m-%d") == "2026-01-01"
 
 
 def test_triggers_sensors_schedule_and_automation_are_defined():
@@ -175,10 +196,13 @@ def test_make_run_materialises_every_daily_asset_of_the_definitions():
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     [line] = [x for x in makefile.splitlines() if x.startswith("DAILY_ASSETS :=")]
     assert line.split(":=", 1)[1].strip().split(",") == DAILY_ASSETS
+    # the ML assets run as of the last day, after the daily range (they read its window)
+    [line] = [x for x in makefile.splitlines() if x.startswith("ML_ASSETS :=")]
+    assert line.split(":=", 1)[1].strip().split(",") == ML_ASSETS
     graph = _defs().resolve_asset_graph()
     partitioned = {
         k.to_user_string()
         for k in graph.get_all_asset_keys()
         if graph.get(k).is_executable and graph.get(k).partitions_def is not None
     }
-    assert partitioned == set(DAILY_ASSETS)
+    assert partitioned == set(DAILY_ASSETS) | set(ML_ASSETS)

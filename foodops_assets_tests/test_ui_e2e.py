@@ -38,6 +38,9 @@ def test_dagster_dev_shows_the_graph_partitions_and_checks(lake):
         "city_hourly_demand": "gold",
         "delivery_performance_daily": "gold",
         "restaurant_ratings_daily": "gold",
+        "user_features": "ml_features",
+        "dish_features": "ml_features",
+        "dish_recommendations": "ml_features",
     }
     assert nodes["orders_valid"]["isPartitioned"] and not nodes["restaurants"]["isPartitioned"]
     assert nodes["orders_valid"]["owners"] == [{"team": "ordering"}]

@@ -25,3 +25,8 @@ DELIVERIES_RECONCILE = "deliveries_reconcile_with_silver"
 DELIVERY_METRICS_SANE = "delivery_metrics_sane"
 REVIEWS_RECONCILE = "reviews_reconcile_with_silver"
 RATINGS_SANE = "ratings_sane"
+
+# ml_features
+USER_FEATURES_SANE = "user_features_sane"
+DISH_FEATURES_SANE = "dish_features_sane"
+MODEL_BEATS_BASELINE = "model_beats_popularity_baseline"

@@ -3,7 +3,11 @@
 Built once per seed. Popularity is skewed (a few restaurants and dishes take
 most orders), every user has a home city, two favourite cuisines and a
 handful of favourite dishes they reorder — which is what makes personalised
-recommendations learnable from the order history.
+recommendations learnable from the order history. There are about as many users
+as orders a day (``USERS_PER_DAILY_ORDER``; activity is heavy-tailed), so many
+of a day's customers have ordered in the days before: with three users per daily
+order ALS beat the city's popularity ranking by 2.2 points of precision@10, with
+one by 3.5 (README, "Recommendations").
 """
 
 from __future__ import annotations
@@ -114,6 +118,8 @@ CUISINES: dict[str, list[tuple[str, bool, float]]] = {
     ],
 }
 CUISINE_NAMES = list(CUISINES)
+# users in the world per order of a day: how often a user orders, on average
+USERS_PER_DAILY_ORDER = 1
 # how many users count each cuisine among their favourites (Biryani rules)
 CUISINE_POPULARITY = [0.16, 0.12, 0.2, 0.12, 0.12, 0.06, 0.08, 0.05, 0.05, 0.04]
 NAME_PARTS_A = [
@@ -246,7 +252,7 @@ def build_world(rng: random.Random, orders_per_day: int, start: dt.date) -> Worl
     cities = list(CITIES)
     covering = len(cities) * len(CUISINE_NAMES)  # every city offers every cuisine
     n_restaurants = max(covering, min(orders_per_day // 15, 3000))
-    n_users = max(60, min(orders_per_day * 3, 2_000_000))
+    n_users = max(60, min(int(orders_per_day * USERS_PER_DAILY_ORDER), 2_000_000))
 
     restaurants: list[Restaurant] = []
     dishes: list[Dish] = []

@@ -48,6 +48,13 @@ DELIVERY_PERFORMANCE_DAILY = _daily("gold", "delivery_performance_daily")
 RESTAURANT_RATINGS_DAILY = _daily("gold", "restaurant_ratings_daily")
 CITY_HOURLY_DEMAND = _daily("gold", "city_hourly_demand")
 
+# ML: one partition per as-of date
+USER_FEATURES = _daily("ml_features", "user_features")
+DISH_FEATURES = _daily("ml_features", "dish_features")
+DISH_RECOMMENDATIONS = _daily("ml_features", "dish_recommendations")
+# trained models live beside the tables, under <lake>/ml_models/<name>/as_of=<date>
+ML_MODELS_DIR = "ml_models"
+
 # the silver table of each daily landing source (what a contract's references point into)
 SILVER_BY_SOURCE: dict[str, TableRef] = {
     "orders": ORDERS_VALID,
@@ -71,5 +78,8 @@ TABLES: dict[str, TableRef] = {
         DELIVERY_PERFORMANCE_DAILY,
         RESTAURANT_RATINGS_DAILY,
         CITY_HOURLY_DEMAND,
+        USER_FEATURES,
+        DISH_FEATURES,
+        DISH_RECOMMENDATIONS,
     )
 }
