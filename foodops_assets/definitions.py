@@ -85,7 +85,7 @@ def build_definitions(
             assets = [
                 with_retries(a, policy) if isinstance(a, dg.AssetsDefinition) else a for a in assets
             ]
-        if settings.execution != "local":
+        else:
             # the Spark assets run remotely (Databricks, or a local Pipes process)
             from .databricks.assets import run_spark_assets_on_pipes
 
@@ -116,6 +116,7 @@ def build_definitions(
             selection=dg.AssetSelection.assets(*ML_ASSETS),
             partitions_def=daily,
             description="Features and dish recommendations as of a day (reads the trailing window of silver).",
+            tags=run_tags(settings),
         ),
     ]
     sensors = [

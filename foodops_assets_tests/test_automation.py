@@ -83,7 +83,15 @@ def test_downstream_follows_updates_and_never_failed_circuit_breakers(lake, inst
     silver_checks = blocking_checks(defs, "orders_valid")
     assert "not_empty" in silver_checks and "conservation" in silver_checks
     materialized(instance, "orders_valid", D, checks=silver_checks)
-    assert tick() == {"restaurant_daily_sales": [D], "city_hourly_demand": [D]}
+    # and the recommendations of every as-of date whose trailing window holds D (D and
+    # yesterday; today is not a partition yet). The features also read reviews, which have
+    # no checked partition yet, so they wait.
+    yesterday = (TODAY - dt.timedelta(days=1)).isoformat()
+    assert tick() == {
+        "restaurant_daily_sales": [D],
+        "city_hourly_demand": [D],
+        "dish_recommendations": [D, yesterday],
+    }
 
     # a blocking check of silver failed on E: nothing downstream runs on that data
     e = (TODAY - dt.timedelta(days=3)).isoformat()
