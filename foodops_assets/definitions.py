@@ -30,6 +30,7 @@ from .contracts import CONTRACTS_DIR, check_references, load_contract
 from .lakehouse import tables
 from .lakehouse.resource import LakehouseResource
 from .lakehouse.spark import SparkResource
+from .operations import dlq_replay_job, restore_delta_table_job
 from .partitions import daily_partitions
 from .settings import Settings
 
@@ -89,6 +90,9 @@ def build_definitions(
             selection=dg.AssetSelection.assets(*REFERENCE_ASSETS),
             description="Load the newest restaurants and dishes snapshots.",
         ),
+        # operators: rollback by hand and DLQ replay (foodops_assets/operations.py)
+        restore_delta_table_job,
+        dlq_replay_job(contracts, daily),
     ]
 
     return dg.Definitions(

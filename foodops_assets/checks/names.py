@@ -25,3 +25,6 @@ DELIVERIES_RECONCILE = "deliveries_reconcile_with_silver"
 DELIVERY_METRICS_SANE = "delivery_metrics_sane"
 REVIEWS_RECONCILE = "reviews_reconcile_with_silver"
 RATINGS_SANE = "ratings_sane"
+
+# silver, after publishing: read back from the published tables; a failure rolls back
+PUBLISHED_CONSISTENCY = "published_consistency"
