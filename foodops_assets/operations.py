@@ -10,7 +10,6 @@ report what they did as materialisations of the tables they changed, so the asse
 show which version is live and why.
 """
 
-
 import datetime as dt
 import json
 from collections.abc import Mapping
@@ -308,19 +307,15 @@ def replay_source(
     # a line already in silver (a replay interrupted between its two commits) only leaves the DLQ
     already = passing.join(silver.select(*lineage), lineage, "left_semi")
     fresh = passing.join(silver.select(*lineage), lineage, "left_anti")
-    # a record whose key silver already holds is a duplicate: dropped, as silver drops them
+    # a record whose key silver already holds stays in the DLQ: silver keeps its record, and
+    # the operator sees the clash (a correction must not silently replace or vanish)
     duplicates = fresh.join(
         silver.select("partition_date", *key), ["partition_date", *key], "left_semi"
     )
     moving = fresh.join(
         silver.select("partition_date", *key), ["partition_date", *key], "left_anti"
-    )
-    moving = moving.persist()
-    leaving = (
-        moving.select(*lineage)
-        .unionByName(duplicates.select(*lineage))
-        .unionByName(already.select(*lineage))
-    )
+    ).persist()
+    leaving = moving.select(*lineage).unionByName(already.select(*lineage))
     n_moving, n_leaving = moving.count(), leaving.count()
     dlq_rows = dlq.count()
     outcome = {
@@ -328,7 +323,7 @@ def replay_source(
         "dlq_rows_before": dlq_rows,
         "corrected_records": corrected,
         "moved_to_silver": n_moving,
-        "dropped_as_duplicates": n_leaving - n_moving - already.count(),
+        "kept_key_already_in_silver": duplicates.count(),
         "still_failing": dlq_rows - n_leaving,
     }
     if n_leaving == 0:
@@ -428,7 +423,7 @@ def dlq_replay_job(
                 **{
                     f"{r['source']}/{k}": r[k]
                     for r in results
-                    for k in ("moved_to_silver", "dropped_as_duplicates", "still_failing")
+                    for k in ("moved_to_silver", "kept_key_already_in_silver", "still_failing")
                 },
             },
         )

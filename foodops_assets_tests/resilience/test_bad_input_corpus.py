@@ -53,7 +53,9 @@ RECORD_LINES = {
 def corpus_run(tmp_path_factory, spark_resource):
     root = tmp_path_factory.mktemp("corpus")
     landing, lake_dir = root / "landing", root / "lake"
-    lake = Lake(root, landing, lake_dir, Settings(landing_root=str(landing), lake_root=str(lake_dir)))
+    lake = Lake(
+        root, landing, lake_dir, Settings(landing_root=str(landing), lake_root=str(lake_dir))
+    )
     day_dir = landing / "orders" / f"date={DAY.isoformat()}"
     day_dir.mkdir(parents=True)
     for name in ("records.jsonl", "bom.jsonl", "crlf.jsonl", "empty.jsonl"):
@@ -106,7 +108,9 @@ def test_the_run_succeeds_and_every_line_is_accounted_for(corpus_run):
     assert set(silver) | set(dlq) == set(bronze)
     assert not set(silver) & set(dlq)
     meta = _meta(result, "orders_valid")
-    assert meta["bronze_rows"] == meta["silver_rows"] + meta["dlq_rows"] + meta["duplicates_dropped"]
+    assert (
+        meta["bronze_rows"] == meta["silver_rows"] + meta["dlq_rows"] + meta["duplicates_dropped"]
+    )
     assert meta["duplicates_dropped"] == 0
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["published_consistency"] is True
