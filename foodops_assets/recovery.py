@@ -33,9 +33,16 @@ def rerun_from_failure(run_id: str, instance: dg.DagsterInstance) -> dg.Executio
             f"run {run_id} is {run.status.value}, not FAILURE: only a failed run is re-executed "
             "from failure"
         )
+    # the partition (or range) of the failed run travels with the re-execution, as in the UI
+    partition_tags = {
+        k: v
+        for k, v in run.tags.items()
+        if k.startswith(("dagster/partition", "dagster/asset_partition_range"))
+    }
     return dg.execute_job(
         reconstructable_job(run.job_name),
         instance=instance,
         reexecution_options=dg.ReexecutionOptions.from_failure(run_id, instance),
+        tags=partition_tags,
         raise_on_error=False,
     )
