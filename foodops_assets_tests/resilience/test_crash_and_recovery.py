@@ -1,10 +1,8 @@
-"""Crash safety and recovery from failure, with a real killed process and a real instance.
-
-- crash: ``dagster asset materialize`` (a real subprocess) is SIGKILLed while it streams a
-  silver partition into Delta; every table stays readable, silver at its previous version;
-  the next run of the partition succeeds and its tables equal a clean run's;
-- recovery: a run whose gold step fails is re-executed from failure (``foodops rerun``, the
-  UI's Re-execute > From failure): only the failed step runs; what succeeded is not recomputed.
+"""Crash safety, with a real killed process: ``dagster asset materialize`` (a real
+subprocess) is SIGKILLed while it streams a silver partition into Delta; every table stays
+readable, silver at its previous version; the next run of the partition succeeds and its
+tables equal a clean run's. (Re-execution from failure is in test_rollback_restore_replay.py,
+on that module's lake.)
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import dagster as dg
 import pytest
 from click.testing import CliRunner
 
@@ -30,7 +27,6 @@ from foodops_assets.lakehouse.tables import (
     ORDERS_VALID,
     RESTAURANTS,
 )
-from foodops_assets.recovery import reconstructable_job
 from foodops_assets.settings import Settings
 from foodops_assets_tests.conftest import REPO_ROOT, Lake, materialize, subprocess_env
 from foodops_assets_tests.factories import land_reference, line, order
@@ -133,63 +129,6 @@ def test_a_run_killed_mid_write_leaves_the_previous_version_and_the_rerun_equals
     assert len(_content(lake, ORDERS_VALID)) == 40 and len(_content(lake, DEAD_LETTER_QUEUE)) == 1
     # no secret from the environment reached the run's output
     assert SECRET not in (tmp_path / "killed-run.log").read_text()
-
-
-def test_re_execution_from_failure_runs_only_the_failed_step(tmp_path, spark_resource, monkeypatch):
-    lake = _lake(tmp_path / "recovery")
-    land_reference(lake)
-    lake.land("orders", DAY, "batch-0001.jsonl", [line(order(n, day=DAY)) for n in range(1, 21)])
-    materialize(lake, spark_resource, ["restaurants", "dishes"])
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    for var, value in {
-        "FOODOPS_LANDING_ROOT": str(lake.landing),
-        "FOODOPS_LAKE_ROOT": str(lake.lake),
-        "DAGSTER_HOME": str(home),
-        "DATABRICKS_TOKEN": SECRET,
-        "FOODOPS_FAULTS": "fail_write:restaurant_daily_sales",
-    }.items():
-        monkeypatch.setenv(var, value)
-    selection = ["orders_raw", "orders_valid", "restaurant_daily_sales", "city_hourly_demand"]
-    with dg.DagsterInstance.get() as instance:
-        failed = dg.execute_job(
-            reconstructable_job("__ASSET_JOB"),
-            instance=instance,
-            asset_selection=[dg.AssetKey(a) for a in selection],
-            tags={"dagster/partition": DAY.isoformat()},
-            raise_on_error=False,
-        )
-        assert not failed.success
-        first_run = failed.run_id
-        failure = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
-        assert [e.step_key for e in failure] == ["restaurant_daily_sales"]
-        assert "injected fault" in failure[0].step_failure_data.error.to_string()
-        silver_version = lake.store.version(ORDERS_VALID)
-
-    # the fault is fixed; the operator re-executes from failure
-    monkeypatch.delenv("FOODOPS_FAULTS")
-    out = CliRunner().invoke(foodops, ["rerun", first_run])
-    assert out.exit_code == 0, out.output
-    assert "SUCCESS" in out.output
-    new_run = out.output.split("re-execution run ")[1].split(":")[0]
-
-    with dg.DagsterInstance.get() as instance:
-        started = {
-            r.dagster_event.step_key
-            for r in instance.all_logs(new_run)
-            if r.dagster_event and r.dagster_event.event_type_value == "STEP_START"
-        }
-        assert started == {"restaurant_daily_sales"}
-        run = instance.get_run_by_id(new_run)
-        assert run.parent_run_id == first_run and run.tags["dagster/partition"] == DAY.isoformat()
-        # the silver table was not recomputed
-        assert lake.store.version(ORDERS_VALID) == silver_version
-        # no secret in the event log of either run (messages, metadata, errors)
-        for run_id in (first_run, new_run):
-            for record in instance.all_logs(run_id):
-                assert SECRET not in str(record)
-    assert lake.store.to_arrow(RESTAURANTS).num_rows == 2
 
 
 @pytest.mark.parametrize("run_id", ["not-a-run"])

@@ -14,15 +14,24 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from click.testing import CliRunner
 
 from foodops_assets.checks import names
-from foodops_assets.lakehouse.tables import DEAD_LETTER_QUEUE, ORDERS_RAW, ORDERS_VALID
+from foodops_assets.cli import main as foodops
+from foodops_assets.lakehouse.tables import (
+    DEAD_LETTER_QUEUE,
+    ORDERS_RAW,
+    ORDERS_VALID,
+    RESTAURANT_DAILY_SALES,
+)
 from foodops_assets.operations import DLQ_REPLAY_JOB, RESTORE_JOB, export_dlq
+from foodops_assets.recovery import reconstructable_job
 from foodops_assets.settings import Settings
 from foodops_assets_tests.conftest import Lake, materialize
 from foodops_assets_tests.factories import land_reference, line, order, without
 
 DAY = dt.date(2026, 11, 20)
+SECRET = "dapi-not-a-real-token-4242"
 WHERE = {"partition_date": [DAY]}
 
 
@@ -251,3 +260,60 @@ def test_the_restore_job_refuses_unknown_tables_and_versions(lake):
         )
         assert not result.success
         assert words in result.get_step_failure_events()[0].step_failure_data.error.message
+
+
+def test_re_execution_from_failure_runs_only_the_failed_step(lake, tmp_path, monkeypatch):
+    """A run of silver + gold whose gold step fails; re-executed from failure (the CLI)."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    for var, value in {
+        "FOODOPS_LANDING_ROOT": str(lake.landing),
+        "FOODOPS_LAKE_ROOT": str(lake.lake),
+        "DAGSTER_HOME": str(home),
+        "DATABRICKS_TOKEN": SECRET,
+        "FOODOPS_FAULTS": "fail_write:restaurant_daily_sales",
+    }.items():
+        monkeypatch.setenv(var, value)
+    selection = ["orders_valid", "restaurant_daily_sales", "city_hourly_demand"]
+    with dg.DagsterInstance.get() as instance:
+        failed = dg.execute_job(
+            reconstructable_job("__ASSET_JOB"),
+            instance=instance,
+            asset_selection=[dg.AssetKey(a) for a in selection],
+            tags={"dagster/partition": DAY.isoformat()},
+            run_config={"ops": {"orders_valid": {"config": {"max_dlq_rate": 0.5}}}},
+            raise_on_error=False,
+        )
+        assert not failed.success
+        first_run = failed.run_id
+        failure = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
+        assert [e.step_key for e in failure] == ["restaurant_daily_sales"]
+        succeeded = {e.step_key for e in failed.all_events if e.event_type_value == "STEP_SUCCESS"}
+        assert succeeded == {"orders_valid", "city_hourly_demand"}
+        assert "injected fault" in failure[0].step_failure_data.error.to_string()
+        silver_version = lake.store.version(ORDERS_VALID)
+
+    # the fault is fixed; the operator re-executes from failure
+    monkeypatch.delenv("FOODOPS_FAULTS")
+    out = CliRunner().invoke(foodops, ["rerun", first_run])
+    assert out.exit_code == 0, out.output
+    assert "SUCCESS" in out.output
+    new_run = out.output.split("re-execution run ")[1].split(":")[0]
+
+    with dg.DagsterInstance.get() as instance:
+        started = {
+            r.dagster_event.step_key
+            for r in instance.all_logs(new_run)
+            if r.dagster_event and r.dagster_event.event_type_value == "STEP_START"
+        }
+        assert started == {"restaurant_daily_sales"}
+        run = instance.get_run_by_id(new_run)
+        assert run.parent_run_id == first_run and run.tags["dagster/partition"] == DAY.isoformat()
+        # the silver table was not recomputed
+        assert lake.store.version(ORDERS_VALID) == silver_version
+        # no secret in the event log of either run (messages, metadata, errors)
+        for run_id in (first_run, new_run):
+            for record in instance.all_logs(run_id):
+                assert SECRET not in str(record)
+    assert lake.store.version(RESTAURANT_DAILY_SALES) is not None  # written by the re-execution
