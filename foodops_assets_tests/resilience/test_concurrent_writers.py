@@ -77,30 +77,35 @@ def test_writers_on_other_partitions_both_commit(tmp_path):
     store = DeltaStore(root)
     for day in (D1, D2):
         store.replace_partitions(rows("before", day), RACE, {"partition_date": [day]})
-    # the daily run writes D2 while a backfill rewrites D1
-    outcomes = _race(
-        root, RACE, [("backfill", {"partition_date": [D1]}), ("daily", {"partition_date": [D2]})]
-    )
-    assert {w: s for w, (s, _) in outcomes.items()} == {"backfill": "ok", "daily": "ok"}
-    assert _by_partition(store, RACE) == {(D1,): {"backfill": ROWS}, (D2,): {"daily": ROWS}}
-
-    # two sources replacing their own rows of the shared DLQ for the same day
     for source in ("orders", "reviews"):
         store.replace_partitions(
             rows("before", D2, source), DLQ_LIKE, {"partition_date": [D2], "source": [source]}
         )
-    outcomes = _race(
-        root,
-        DLQ_LIKE,
-        [
-            ("orders_valid", {"partition_date": [D2], "source": ["orders"]}),
-            ("reviews_valid", {"partition_date": [D2], "source": ["reviews"]}),
-        ],
-    )
-    assert {w: s for w, (s, _) in outcomes.items()} == {
-        "orders_valid": "ok",
-        "reviews_valid": "ok",
-    }
+    # at the same instant: a backfill rewrites D1 while the daily run writes D2, and two
+    # silver steps replace their own source's rows of the shared DLQ for the same day
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    start = time.time() + 3
+    jobs = [
+        (RACE, "backfill", {"partition_date": [D1]}),
+        (RACE, "daily", {"partition_date": [D2]}),
+        (DLQ_LIKE, "orders_valid", {"partition_date": [D2], "source": ["orders"]}),
+        (DLQ_LIKE, "reviews_valid", {"partition_date": [D2], "source": ["reviews"]}),
+    ]
+    procs = [
+        ctx.Process(target=write_at, args=(root, table, w, where, start, results))
+        for table, w, where in jobs
+    ]
+    for p in procs:
+        p.start()
+    outcomes = {}
+    for _ in procs:
+        writer, status, message = results.get(timeout=120)
+        outcomes[writer] = status
+    for p in procs:
+        p.join(timeout=60)
+    assert outcomes == {w: "ok" for _, w, _ in jobs}
+    assert _by_partition(store, RACE) == {(D1,): {"backfill": ROWS}, (D2,): {"daily": ROWS}}
     assert _by_partition(store, DLQ_LIKE, ("partition_date", "source")) == {
         (D2, "orders"): {"orders_valid": ROWS},
         (D2, "reviews"): {"reviews_valid": ROWS},
