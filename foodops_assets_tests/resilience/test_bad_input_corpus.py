@@ -22,7 +22,7 @@ import pytest
 from foodops_assets.lakehouse.tables import DEAD_LETTER_QUEUE, ORDERS_RAW, ORDERS_VALID
 from foodops_assets.settings import Settings
 from foodops_assets_tests.conftest import Lake, materialize
-from foodops_assets_tests.factories import land_reference, order
+from foodops_assets_tests.factories import order
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "orders"
 DAY = dt.date(2026, 11, 20)
@@ -50,7 +50,7 @@ RECORD_LINES = {
 
 
 @pytest.fixture(scope="module")
-def corpus_run(tmp_path_factory, spark_resource):
+def corpus_run(tmp_path_factory, spark_resource, with_reference):
     root = tmp_path_factory.mktemp("corpus")
     landing, lake_dir = root / "landing", root / "lake"
     lake = Lake(
@@ -70,8 +70,7 @@ def corpus_run(tmp_path_factory, spark_resource):
     (day_dir / "long_line.jsonl").write_text(
         json.dumps({**order(30, day=DAY), "note": "x" * TEN_MB}) + "\n", encoding="utf-8"
     )
-    land_reference(lake)
-    materialize(lake, spark_resource, ["restaurants", "dishes"])
+    with_reference(lake)
     result = materialize(
         lake,
         spark_resource,

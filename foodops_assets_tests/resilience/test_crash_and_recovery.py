@@ -29,7 +29,7 @@ from foodops_assets.lakehouse.tables import (
 )
 from foodops_assets.settings import Settings
 from foodops_assets_tests.conftest import REPO_ROOT, Lake, materialize, subprocess_env
-from foodops_assets_tests.factories import land_reference, line, order
+from foodops_assets_tests.factories import line, order
 
 DAY = dt.date(2026, 11, 20)
 DAGSTER = str(Path(sys.executable).parent / "dagster")
@@ -53,12 +53,10 @@ def _content(lake: Lake, table) -> list[tuple]:
 
 
 def test_a_run_killed_mid_write_leaves_the_previous_version_and_the_rerun_equals_a_clean_run(
-    tmp_path, spark_resource
+    tmp_path, spark_resource, with_reference
 ):
-    lake = _lake(tmp_path / "crash")
-    land_reference(lake)
+    lake = with_reference(_lake(tmp_path / "crash"))
     lake.land("orders", DAY, "batch-0001.jsonl", [line(order(n, day=DAY)) for n in range(1, 21)])
-    materialize(lake, spark_resource, ["restaurants", "dishes"])
     materialize(lake, spark_resource, ["orders_raw", "orders_valid"], partition_key=DAY.isoformat())
     tables = (RESTAURANTS, DISHES, ORDERS_RAW, ORDERS_VALID, DEAD_LETTER_QUEUE)
     before = {

@@ -28,7 +28,7 @@ from foodops_assets.operations import DLQ_REPLAY_JOB, RESTORE_JOB, export_dlq
 from foodops_assets.recovery import reconstructable_job
 from foodops_assets.settings import Settings
 from foodops_assets_tests.conftest import Lake, materialize
-from foodops_assets_tests.factories import land_reference, line, order, without
+from foodops_assets_tests.factories import line, order, without
 
 DAY = dt.date(2026, 11, 20)
 SECRET = "dapi-not-a-real-token-4242"
@@ -36,7 +36,7 @@ WHERE = {"partition_date": [DAY]}
 
 
 @pytest.fixture(scope="module")
-def lake(tmp_path_factory, spark_resource) -> Lake:
+def lake(tmp_path_factory, spark_resource, with_reference) -> Lake:
     root = tmp_path_factory.mktemp("rollback")
     lake = Lake(
         root,
@@ -44,7 +44,7 @@ def lake(tmp_path_factory, spark_resource) -> Lake:
         root / "lake",
         Settings(landing_root=str(root / "landing"), lake_root=str(root / "lake")),
     )
-    land_reference(lake)
+    with_reference(lake)
     good = [line(order(n, day=DAY)) for n in range(1, 21)]
     bad = [
         line(order(101, day=DAY, price=0)),  # valid_price: fixable
@@ -53,7 +53,6 @@ def lake(tmp_path_factory, spark_resource) -> Lake:
         line(order(104, day=DAY, quantity=0)),  # fixed into a duplicate of o-1
     ]
     lake.land("orders", DAY, "batch-0001.jsonl", good + bad)
-    materialize(lake, spark_resource, ["restaurants", "dishes"])
     result = materialize(
         lake,
         spark_resource,
