@@ -47,12 +47,25 @@ def published_consistency(
         F.sum(((F.col("b") == 1) & (placed == 1)).cast("long")).alias("placed_once"),
         F.sum(((F.col("b") >= 1) & (placed > 1)).cast("long")).alias("placed_twice"),
         F.sum(((F.col("b") == 0) & (placed > 0)).cast("long")).alias("from_nowhere"),
+        F.sum(((F.col("b") >= 1) & (placed == 0)).cast("long")).alias("unplaced"),
     ).first()
-    unplaced = per_line.where((F.col("b") >= 1) & (placed == 0)).select(*lineage)
-    unplaced_keys = bronze.join(unplaced, list(lineage), "left_semi").select("partition_date", *key)
-    silver_keys = silver.select("partition_date", *key).distinct()
-    lost = unplaced_keys.join(silver_keys, ["partition_date", *key], "left_anti").count()
-    duplicates = unplaced_keys.count() - lost
+    lost = duplicates = 0
+    if row["unplaced"]:
+        # lines in neither table must be duplicates: their business key is in silver
+        unplaced = per_line.where((F.col("b") >= 1) & (placed == 0)).select(*lineage)
+        keys = ["partition_date", *key]
+        found = (
+            bronze.join(unplaced, list(lineage), "left_semi")
+            .select(*keys)
+            .join(silver.select(*keys).distinct().withColumn("_in_silver", F.lit(1)), keys, "left")
+            .agg(
+                F.count(F.lit(1)).alias("n"),
+                F.sum(F.col("_in_silver").isNull().cast("long")).alias("lost"),
+            )
+            .first()
+        )
+        lost = int(found["lost"] or 0)
+        duplicates = int(found["n"]) - lost
     repeated_keys = silver.groupBy("partition_date", *key).count().where(F.col("count") > 1).count()
     placed_twice = int(row["placed_twice"] or 0)
     from_nowhere = int(row["from_nowhere"] or 0)
