@@ -52,6 +52,7 @@ def _content(lake: Lake, table) -> list[tuple]:
     return sorted(tuple(sorted((k, repr(v)) for k, v in r.items())) for r in rows)
 
 
+@pytest.mark.e2e
 def test_a_run_killed_mid_write_leaves_the_previous_version_and_the_rerun_equals_a_clean_run(
     tmp_path, spark_resource, with_reference
 ):
