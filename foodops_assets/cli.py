@@ -3,6 +3,8 @@
 foodops generate --landing-root DIR --start YYYY-MM-DD --days N ...
 foodops summary                      tables, DLQ by rule, latest check results
 foodops late-data --source S --date D  what to re-materialise after a late file
+foodops rerun RUN_ID                 re-execute a failed run from failure
+foodops dlq export --source S --date D --out FILE   DLQ rows as an editable corrections file
 """
 
 from __future__ import annotations
@@ -119,6 +121,58 @@ def late_data(source: str, day: dt.date) -> None:
     )
     for step in steps:
         click.echo(step.command())
+
+
+@main.command()
+@click.argument("run_id")
+def rerun(run_id: str) -> None:
+    """Re-execute a failed run from failure: only its failed steps and what follows them run
+    (the UI's Re-execute > From failure). Uses the Dagster instance of $DAGSTER_HOME."""
+    import dagster as dg
+
+    from .recovery import rerun_from_failure
+
+    try:
+        Settings.from_env()
+        with dg.DagsterInstance.get() as instance:
+            result = rerun_from_failure(run_id, instance)
+    except (ConfigError, ValueError, dg.DagsterInvariantViolationError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"re-execution run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}")
+    if not result.success:
+        sys.exit(1)
+
+
+@main.group()
+def dlq() -> None:
+    """Dead-letter queue tools (replay runs as the dlq_replay job)."""
+
+
+@dlq.command("export")
+@click.option("--source", required=True, type=click.Choice(["orders", "deliveries", "reviews"]))
+@click.option(
+    "--date",
+    "days",
+    required=True,
+    multiple=True,
+    callback=lambda c, p, v: [_date(c, p, d) for d in v],
+    help="Partition (YYYY-MM-DD); repeat for several.",
+)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="JSONL file to write.")
+def dlq_export(source: str, days: list[dt.date], out: str) -> None:
+    """Write DLQ rows as a corrections file: edit each `record`, delete lines you do not
+    fix, then run the dlq_replay job with corrections_path pointing to it."""
+    from pathlib import Path
+
+    from .lakehouse.delta import DeltaStore, TableNotMaterialized
+    from .operations import export_dlq
+
+    try:
+        settings = Settings.from_env()
+        n = export_dlq(DeltaStore(settings.lake_root), source, days, Path(out))
+    except (ConfigError, TableNotMaterialized) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {n} {source} DLQ rows to {out}")
 
 
 if __name__ == "__main__":

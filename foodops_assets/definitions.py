@@ -33,6 +33,7 @@ from .contracts import CONTRACTS_DIR, check_references, load_contract
 from .lakehouse import tables
 from .lakehouse.resource import LakehouseResource
 from .lakehouse.spark import SparkResource
+from .operations import dlq_replay_job, restore_delta_table_job
 from .partitions import daily_partitions
 from .retries import retry_policy, with_retries
 from .schedules import daily_schedule
@@ -118,6 +119,9 @@ def build_definitions(
             description="Features and dish recommendations as of a day (reads the trailing window of silver).",
             tags=run_tags(settings),
         ),
+        # operators: rollback by hand and DLQ replay (foodops_assets/operations.py)
+        restore_delta_table_job,
+        dlq_replay_job(contracts, daily),
     ]
     sensors = [
         *file_arrival_sensors(settings, daily),

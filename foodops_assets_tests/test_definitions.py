@@ -85,6 +85,7 @@ def test_blocking_checks_guard_silver_and_gold():
         ("orders_valid", "known_restaurants_and_dishes"),
         ("orders_valid", "pandera_contract"),
         ("orders_valid", "conservation"),
+        ("orders_valid", "published_consistency"),
         ("restaurant_daily_sales", "revenue_reconciles_with_silver"),
         ("city_hourly_demand", "revenue_reconciles_with_silver"),
     } <= blocking
@@ -96,6 +97,7 @@ def test_blocking_checks_guard_silver_and_gold():
             "conservation",
             "pandera_contract",
             "known_orders",
+            "published_consistency",
         ):
             assert (silver, check) in blocking, (silver, check)
     assert {
@@ -154,6 +156,8 @@ def test_jobs_and_the_partition_start_come_from_settings():
     defs = build_definitions(
         Settings(landing_root="/l", lake_root="/k", partitions_start="2026-01-01")
     )
+    # operators: restore a table to a version, replay the dead-letter queue
+    assert defs.resolve_job_def("restore_delta_table") and defs.resolve_job_def("dlq_replay")
     assert defs.resolve_job_def(DAILY_JOB).partitions_def.start.strftime("%Y-%m-%d") == "2026-01-01"
     assert defs.resolve_job_def(REFERENCE_JOB)
     ml = defs.resolve_job_def(ML_JOB)

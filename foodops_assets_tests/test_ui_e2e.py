@@ -47,4 +47,5 @@ def test_dagster_dev_shows_the_graph_partitions_and_checks(lake):
     checks = {
         c["name"]: c["blocking"] for c in nodes["orders_valid"]["assetChecksOrError"]["checks"]
     }
-    assert checks["not_empty"] is True and checks["conservation"] is True and len(checks) == 6
+    assert checks["not_empty"] is True and checks["conservation"] is True and len(checks) == 7
+    assert checks["published_consistency"] is True  # the circuit breaker that rolls back

@@ -74,6 +74,7 @@ def daily_bronze_asset(
             commit_metadata=commit_metadata(context, table.name, days),
         )
         stats = _bronze_stats(lakehouse, session, table, days, files)
+        quarantined = _quarantine_whole_file_problems(context, lakehouse, files, by_day)
         schema_check = _landing_schema_check(lakehouse, session, table, days, lines, contract)
         return dg.MaterializeResult(
             metadata={
@@ -81,11 +82,61 @@ def daily_bronze_asset(
                 "files_read": len(paths),
                 "landing_bytes": sum(f.size for files in by_day.values() for f in files),
                 **stats,
+                "quarantined_files": len(quarantined),
+                "quarantine": dg.MetadataValue.md(
+                    "\n".join(
+                        ["| file | problem | copied to |", "|---|---|---|"]
+                        + [f"| {q['file']} | {q['reason']} | {q['copy']} |" for q in quarantined]
+                    )
+                    if quarantined
+                    else "no whole-file problems"
+                ),
             },
             check_results=[schema_check],
         )
 
     return _bronze
+
+
+def _quarantine_whole_file_problems(context, lakehouse, files, by_day) -> list[dict]:
+    """Files that hold no record (zero bytes, or only blank lines) or are not text (NUL
+    bytes: binary garbage) are reported and copied to the landing zone's _quarantine with
+    the reason. Nothing is dropped: a binary file's lines are in bronze and reach the DLQ
+    as parseable_record, so every line stays accounted for."""
+    sizes = {f.path: f.size for day_files in by_day.values() for f in day_files}
+    rows = files.select(
+        "path",
+        F.size(F.filter(F.split("content", "\r?\n"), lambda s: F.length(F.trim(s)) > 0)).alias(
+            "records"
+        ),
+        F.col("content").contains("\u0000").alias("binary"),
+    ).collect()
+    problems = []
+    for r in rows:
+        size = sizes.get(r["path"])
+        if size == 0:
+            reason = "zero-byte file: nothing to ingest"
+        elif r["records"] == 0:
+            reason = f"empty file ({size} bytes, only blank lines): no records"
+        elif r["binary"]:
+            reason = (
+                f"binary content (NUL bytes): not JSON Lines; its {r['records']} lines are "
+                "in the DLQ as parseable_record"
+            )
+        else:
+            continue
+        copy = lakehouse.landing.quarantine(r["path"], reason)
+        context.log.warning(f"quarantined {r['path']}: {reason} (copy: {copy})")
+        problems.append({"file": r["path"], "reason": reason, "copy": copy})
+    # a zero-byte file may not even appear as a row: Spark skips empty files
+    seen = {r["path"] for r in rows}
+    for path, size in sizes.items():
+        if path not in seen and size == 0:
+            reason = "zero-byte file: nothing to ingest"
+            copy = lakehouse.landing.quarantine(path, reason)
+            context.log.warning(f"quarantined {path}: {reason} (copy: {copy})")
+            problems.append({"file": path, "reason": reason, "copy": copy})
+    return sorted(problems, key=lambda p: p["file"])
 
 
 def _bronze_stats(lakehouse, session, table, days, files) -> dict:

@@ -22,7 +22,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ..checks import names, quality
+from ..checks import names, published, quality
 from ..contracts import Contract
 from ..contracts.spark import spark_type
 from ..lakehouse.delta import TableNotMaterialized
@@ -127,6 +127,19 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
             description=f"The {contract.name} data contract, validated by pandera.",
         ),
     ]
+    specs.append(
+        dg.AssetCheckSpec(
+            names.PUBLISHED_CONSISTENCY,
+            asset=src.silver.name,
+            blocking=True,
+            description=(
+                "Circuit breaker after the write, on the published tables: every bronze line "
+                "is once in silver or the DLQ (or a dropped duplicate), nothing from nowhere, "
+                "unique keys. On failure the step restores silver and the DLQ to the versions "
+                "before its write; the metadata says which version is live and why."
+            ),
+        )
+    )
     if src.reference_check is not None:
         specs.append(
             dg.AssetCheckSpec(
@@ -256,10 +269,11 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
                     allow_retries=False,
                 )
 
+            dlq_where = {"partition_date": days, "source": [contract.name]}
             dlq_write = lakehouse.write_partitions(
                 rejected_df,
                 DEAD_LETTER_QUEUE,
-                {"partition_date": days, "source": [contract.name]},
+                dlq_where,
                 description="dead-letter queue of every source",
                 commit_metadata=commit_metadata(context, DEAD_LETTER_QUEUE.name, days),
             )
@@ -284,6 +298,15 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
                 description=f"silver {contract.name}",
                 commit_metadata=commit_metadata(context, src.silver.name, days),
             )
+            try:
+                published_check = _published_check_or_rollback(
+                    context, session, lakehouse, src, days, [(write, where), (dlq_write, dlq_where)]
+                )
+            except _RolledBack as rolled_back:
+                yield from results
+                yield rolled_back.check
+                raise rolled_back.failure from None
+            results.append(published_check)
             dups = sum(by_dest[DUPLICATE].values())
             yield dg.MaterializeResult(
                 metadata={
@@ -368,6 +391,92 @@ def _reference_lookups(
             missing = None  # the whole table
         out[ref.source] = (df, upstream_days, missing)
     return out
+
+
+def _published_check_or_rollback(
+    context: dg.AssetExecutionContext,
+    session: SparkSession,
+    lakehouse: LakehouseResource,
+    src: SilverSource,
+    days: list,
+    writes: list,
+) -> dg.AssetCheckResult:
+    """Read the published partitions back; on an inconsistency roll back every table this
+    step wrote (newest write first) and fail the step, saying which version is live."""
+    where = {"partition_date": days}
+    check = published.published_consistency(
+        lakehouse.read(session, src.bronze, where),
+        lakehouse.read(session, src.silver, where),
+        lakehouse.read(
+            session, DEAD_LETTER_QUEUE, {"partition_date": days, "source": [src.contract.name]}
+        ),
+        src.contract.primary_key,
+        partition_label(days),
+    )
+    silver_write = writes[0][0]
+    if check.passed:
+        return _with_metadata(
+            check,
+            {
+                "live_version": silver_write.version,
+                "rolled_back_from": -1,
+                "restored_to": -1,
+                "reason": "the published tables passed every check",
+            },
+        )
+    reason = f"{names.PUBLISHED_CONSISTENCY} failed: {check.description}"
+    rollbacks = [
+        lakehouse.store.rollback(
+            table,
+            write,
+            table_where,
+            reason=reason,
+            commit_metadata=commit_metadata(context, table.name, days),
+        )
+        for write, table_where, table in [
+            (w, tw, t) for (w, tw), t in zip(writes, (src.silver, DEAD_LETTER_QUEUE), strict=True)
+        ]
+    ]
+    for rb in rollbacks:
+        context.log.error(f"circuit breaker: {rb.action}")
+    silver_rb = rollbacks[0]
+    failed = _with_metadata(
+        check,
+        {
+            "live_version": silver_rb.as_metadata()["live_version"],
+            "rolled_back_from": silver_rb.as_metadata()["rolled_back_from"],
+            "restored_to": silver_rb.as_metadata()["restored_to"],
+            "reason": reason,
+            "rollbacks": dg.MetadataValue.json([rb.as_metadata() for rb in rollbacks]),
+        },
+    )
+    yield_failure = dg.Failure(
+        description=(
+            f"Circuit breaker tripped after the write of {src.silver.name} "
+            f"{partition_label(days)}: {reason}. " + " ".join(rb.action + "." for rb in rollbacks)
+        ),
+        metadata={"failed_checks": names.PUBLISHED_CONSISTENCY},
+        allow_retries=False,
+    )
+    raise _RolledBack(failed, yield_failure)
+
+
+def _with_metadata(check: dg.AssetCheckResult, extra: dict) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=check.check_name,
+        passed=check.passed,
+        description=check.description,
+        metadata={**check.metadata, **extra},
+    )
+
+
+class _RolledBack(Exception):
+    """Carries the failed check result out of the write path, so it can be reported."""
+
+    def __init__(self, check: dg.AssetCheckResult, failure: dg.Failure):
+        super().__init__(str(failure))
+        self.check = check
+        self.failure = failure
 
 
 def _live_version(lakehouse: LakehouseResource, table: TableRef) -> str:

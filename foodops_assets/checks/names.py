@@ -30,3 +30,5 @@ RATINGS_SANE = "ratings_sane"
 USER_FEATURES_SANE = "user_features_sane"
 DISH_FEATURES_SANE = "dish_features_sane"
 MODEL_BEATS_BASELINE = "model_beats_popularity_baseline"
+# silver, after publishing: read back from the published tables; a failure rolls back
+PUBLISHED_CONSISTENCY = "published_consistency"

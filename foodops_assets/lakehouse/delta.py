@@ -22,8 +22,9 @@ from typing import Any
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
+from .. import faults
 from ..settings import is_remote_uri
 from .tables import TableRef
 
@@ -34,12 +35,36 @@ _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _UNSAFE_FOR_FILE_READ = {"deletionVectors", "columnMapping", "v2Checkpoint", "typeWidening"}
 
 
+@dataclass(frozen=True)
+class Rollback:
+    """What a circuit breaker did to one table."""
+
+    table: str
+    live_version: int | None
+    rolled_back_from: int | None
+    restored_to: int | None
+    action: str
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "live_version": -1 if self.live_version is None else self.live_version,
+            "rolled_back_from": -1 if self.rolled_back_from is None else self.rolled_back_from,
+            "restored_to": -1 if self.restored_to is None else self.restored_to,
+            "action": self.action,
+        }
+
+
 class PredicateError(ValueError):
     """A partition predicate that could rewrite more than the named partitions."""
 
 
 class TableNotMaterialized(LookupError):
     """The Delta table does not exist yet."""
+
+
+class ConcurrentWriteError(RuntimeError):
+    """Another writer committed to the same partitions while this write was running."""
 
 
 @dataclass(frozen=True)
@@ -149,18 +174,32 @@ class DeltaStore:
                     f"{self.uri(table)} is partitioned by {actual}, expected "
                     f"{list(table.partition_by)}: refusing to write"
                 )
-        write_deltalake(
-            self.uri(table),
-            data,
-            mode="overwrite",
-            predicate=predicate,
-            partition_by=list(table.partition_by),
-            schema_mode="merge",
-            name=table.name,
-            description=description,
-            storage_options=self.storage_options,
-            commit_properties=_commit_properties(commit_metadata),
-        )
+        faults.fail_if_injected(table.name)
+        if faults.active(f"duplicate_write:{table.name}"):
+            data = pa.concat_tables([data, data])
+        source: pa.Table | pa.RecordBatchReader = data
+        if faults.active(f"hang_write:{table.name}"):
+            source = _hanging_reader(data, table.name)
+        try:
+            write_deltalake(
+                self.uri(table),
+                source,
+                mode="overwrite",
+                predicate=predicate,
+                partition_by=list(table.partition_by),
+                schema_mode="merge",
+                name=table.name,
+                description=description,
+                storage_options=self.storage_options,
+                commit_properties=_commit_properties(commit_metadata),
+            )
+        except CommitFailedError as exc:
+            raise ConcurrentWriteError(
+                f"another writer committed to {table.name} ({predicate}) while this write was "
+                f"running, so this write was not committed and readers see the other "
+                f"writer's partition whole. Re-run this partition once the other run has "
+                f"finished (Delta said: {exc})"
+            ) from None
         return WriteResult(
             table_uri=self.uri(table),
             version=self._open(table).version(),
@@ -184,6 +223,7 @@ class DeltaStore:
                 f"table {table.name} is partitioned: replace named partitions, never the whole table"
             )
         previous = self.version(table)
+        faults.fail_if_injected(table.name)
         write_deltalake(
             self.uri(table),
             data,
@@ -202,8 +242,90 @@ class DeltaStore:
             predicate=None,
         )
 
-    def restore(self, table: TableRef, version: int) -> dict[str, Any]:
-        return self._open(table).restore(version)
+    def restore(
+        self, table: TableRef, version: int, commit_metadata: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return self._open(table).restore(
+            version, commit_properties=_commit_properties(commit_metadata)
+        )
+
+    def rollback(
+        self,
+        table: TableRef,
+        write: WriteResult,
+        where: PartitionValues | None,
+        *,
+        reason: str,
+        commit_metadata: Mapping[str, Any] | None = None,
+    ) -> Rollback:
+        """Put readers back on what ``table`` held before ``write`` (a circuit breaker).
+
+        - nobody committed since: restore the table to the version before the write;
+        - others committed since, but not to these partitions: rewrite only these
+          partitions with their rows of the version before the write (one commit);
+        - somebody rewrote these partitions since: change nothing and say so (their
+          data is newer than ours and is not ours to undo).
+        """
+        meta = {**(commit_metadata or {}), "foodops_rollback_reason": reason[:500]}
+        current = self.version(table)
+        if current is None or current < write.version:
+            return Rollback(table.name, current, write.version, None, "nothing to undo")
+        if current == write.version and write.previous_version is not None:
+            self.restore(table, write.previous_version, meta)
+            return Rollback(
+                table.name,
+                self.version(table),
+                write.version,
+                write.previous_version,
+                f"restored {table.name} to version {write.previous_version}: {reason}",
+            )
+        if where is None:
+            return Rollback(
+                table.name,
+                current,
+                write.version,
+                None,
+                f"{table.name} changed after version {write.version} (now {current}); "
+                "not rolled back: restore it by hand (restore_delta_table job)",
+            )
+        touched = self._later_writers_of(table, write.version, where)
+        if touched:
+            return Rollback(
+                table.name,
+                current,
+                write.version,
+                None,
+                f"not rolled back: version(s) {', '.join(map(str, touched))} rewrote the same "
+                f"partitions after the bad write {write.version}; readers see that newer data",
+            )
+        if write.previous_version is None:
+            old = pa.Table.from_batches([], schema=self.arrow_schema(table))
+        else:
+            old = self.to_arrow(table, where, version=write.previous_version)
+        self.replace_partitions(old, table, where, commit_metadata=meta)
+        restored = self.version(table)
+        return Rollback(
+            table.name,
+            restored,
+            write.version,
+            write.previous_version,
+            f"rewrote {partition_predicate(table, where)} of {table.name} with its rows of "
+            f"version {write.previous_version} (others had committed since): {reason}",
+        )
+
+    def _later_writers_of(self, table: TableRef, version: int, where: PartitionValues) -> list[int]:
+        first = list(where[table.partition_by[0]])
+        needles = [v.isoformat() if isinstance(v, dt.date) else str(v) for v in first]
+        later = []
+        for commit in self.history(table):
+            v = commit.get("version")
+            if v is None or v <= version:
+                continue
+            params = commit.get("operationParameters") or {}
+            text = " ".join(str(x) for x in params.values())
+            if commit.get("operation") == "RESTORE" or any(n in text for n in needles):
+                later.append(v)
+        return sorted(later)
 
     # -- reads ---------------------------------------------------------------------
     def to_arrow(
@@ -224,6 +346,18 @@ class DeltaStore:
 
     def is_local(self) -> bool:
         return not is_remote_uri(self.lake_root)
+
+
+def _hanging_reader(data: pa.Table, table: str) -> pa.RecordBatchReader:
+    """The rows of ``data`` as a stream that hangs after its first batch (a fault point)."""
+    batches = data.to_batches(max_chunksize=max(1, data.num_rows // 2)) or []
+
+    def stream():
+        yield from batches[:1]
+        faults.hang(table)
+        yield from batches[1:]
+
+    return pa.RecordBatchReader.from_batches(data.schema, stream())
 
 
 def _filters(table: TableRef, where: PartitionValues | None) -> list[tuple[str, str, Any]]:

@@ -75,6 +75,18 @@ class LandingZone:
             key=lambda f: f.path,
         )
 
+    def quarantine(self, source_file: str, reason: str) -> str:
+        """Copy a landed file aside (landing files are immutable: it stays where it is, and
+        its lines stay accounted for) with a note saying why; returns the copy's path."""
+        fs, base = self._fs()
+        local = source_file.split("://", 1)[1] if is_remote_uri(source_file) else source_file
+        target = quarantine_path(base, local)
+        fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+        fs.copy_file(local, target)
+        with fs.open_output_stream(target + ".reason.txt") as out:
+            out.write(f"{reason}\n".encode())
+        return self._uri(target)
+
     def _uri(self, fs_path: str) -> str:
         if is_remote_uri(self.root):
             return f"{self.root.split('://', 1)[0]}://{fs_path}"
@@ -107,6 +119,20 @@ class LandingZone:
                 f"<name>{LANDING_SUFFIX} there (or check {ENV_LANDING_ROOT}={self.root})."
             )
         return max(files, key=lambda f: Path(f.path).name)
+
+
+QUARANTINE_DIR = "_quarantine"
+
+
+def quarantine_path(root: str, source_file: str) -> str:
+    """Where a whole-file problem is copied aside: ``<landing>/_quarantine/<path below landing>``."""
+    base = root.rstrip("/")
+    relative = (
+        source_file[len(base) :].lstrip("/")
+        if source_file.startswith(base)
+        else Path(source_file).name
+    )
+    return f"{base}/{QUARANTINE_DIR}/{relative}"
 
 
 def read_whole_files(spark: SparkSession, paths: list[str]) -> DataFrame:

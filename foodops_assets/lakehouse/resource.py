@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -15,12 +17,37 @@ from ..settings import (
     ENV_LANDING_ROOT,
     ConfigError,
     check_root,
+    is_remote_uri,
 )
 from . import delta_spark
 from .delta import DeltaStore, PartitionValues, WriteResult
 from .landing import LandingZone
 from .spark_delta import read_delta, resolve_writer, write_partitions, write_table
 from .tables import TableRef
+
+
+def check_local_lake_root(lake_root: str) -> None:
+    """A local lake root must be a directory this process can write (created if missing)."""
+    if is_remote_uri(lake_root):
+        return
+    path = Path(lake_root)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"{ENV_LAKE_ROOT}={lake_root} is a file, not a directory: point it to the lake's "
+            "directory (it is created if missing)"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"{ENV_LAKE_ROOT}={lake_root} cannot be created ({exc.strerror}): point it to a "
+            "directory this process can write"
+        ) from None
+    if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{ENV_LAKE_ROOT}={lake_root} is not readable and writable by this process: fix its "
+            "permissions or point it elsewhere"
+        )
 
 
 class LakehouseResource(dg.ConfigurableResource):
@@ -46,6 +73,7 @@ class LakehouseResource(dg.ConfigurableResource):
         try:
             check_root(ENV_LANDING_ROOT, self.landing_root)
             check_root(ENV_LAKE_ROOT, self.lake_root)
+            check_local_lake_root(self.lake_root)
             if self.delta_writer not in DELTA_WRITERS:
                 raise ConfigError(
                     f"{ENV_DELTA_WRITER}={self.delta_writer!r} is not one of "

@@ -177,8 +177,9 @@ def test_the_orders_path_on_a_spark_cluster_equals_the_embedded_run(
     # all passed but bronze's schema check, which warns on both sides: coupon_code landed
     # and is outside the contract
     assert {(a, c) for a, c, p in remote["checks"] if not p} == {("orders_raw", LANDING_SCHEMA)}
-    # the audit-before-publish checks of silver and gold, and bronze's landing schema check
-    assert len({(asset, check) for asset, check, _ in remote["checks"]}) == 9
+    # the audit-before-publish checks of silver and gold, silver's published_consistency
+    # (read back after the write), and bronze's landing schema check
+    assert len({(asset, check) for asset, check, _ in remote["checks"]}) == 10
     assert remote["metadata"].keys() == local["metadata"].keys()
     for key, meta in remote["metadata"].items():
         for field in ("dagster/row_count", "bronze_rows", "silver_rows", "dlq_rows", "lines"):

@@ -145,7 +145,7 @@ def test_a_databricks_run_submits_the_configured_spec_and_never_leaks_the_token(
     assert meta["dagster/row_count"] == 30 and meta["delta_version"] == silver.version()
     assert meta["delta_writer"] == "spark_files"
     assert meta["Databricks Job Run ID"] in {str(i) for i in fake.runs}
-    assert len(checks) == 9 and all(c.passed for c in checks)
+    assert len(checks) == 10 and all(c.passed for c in checks)
 
     # no secret anywhere: requests (bar the Authorization header), CLI output, the Dagster
     # instance (event log, run storage, compute logs), DBFS, the cluster's logs, the lake

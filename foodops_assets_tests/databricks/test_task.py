@@ -111,7 +111,7 @@ def test_the_remote_task_reports_materialisations_and_checks_through_pipes(lake,
         (e.asset_key.to_user_string(), e.check_name): e
         for e in result.get_asset_check_evaluations()
     }
-    assert len(checks) == 9
+    assert len(checks) == 10  # orders_valid has 7, with published_consistency
     # bronze's schema check came back too: coupon_code is outside the contract, a warning
     schema = checks.pop(("orders_raw", names.LANDING_SCHEMA))
     assert not schema.passed and schema.severity == dg.AssetCheckSeverity.WARN

@@ -1,0 +1,47 @@
+"""Fault injection for resilience drills and tests: ``FOODOPS_FAULTS``.
+
+A comma-separated list of fault points, read when a write happens (never at
+import time). Unset in production; the drills in ``foodops_assets_tests`` and
+the README's operator how-tos use it to prove that a failed, killed or buggy
+write leaves readers on the last good version.
+
+| point | effect |
+|---|---|
+| ``fail_write:<table>`` | the write of ``<table>`` raises before anything is written |
+| ``hang_write:<table>`` | the write streams its first batch of Parquet data, then blocks (a SIGKILL target); touches ``FOODOPS_FAULT_MARKER`` when it blocks |
+| ``duplicate_write:<table>`` | the write commits every row twice (a buggy writer the published checks must catch) |
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+ENV_FAULTS = "FOODOPS_FAULTS"
+ENV_FAULT_MARKER = "FOODOPS_FAULT_MARKER"
+
+
+class InjectedFault(RuntimeError):
+    """Raised by a ``fail_write`` fault point."""
+
+
+def active(point: str) -> bool:
+    raw = os.environ.get(ENV_FAULTS, "")
+    return point in {p.strip() for p in raw.split(",") if p.strip()}
+
+
+def fail_if_injected(table: str) -> None:
+    if active(f"fail_write:{table}"):
+        raise InjectedFault(
+            f"injected fault: the write of {table} failed ({ENV_FAULTS}=fail_write:{table})"
+        )
+
+
+def hang(table: str) -> None:
+    """Block forever (until the process is killed), after signalling where."""
+    marker = os.environ.get(ENV_FAULT_MARKER)
+    if marker:
+        Path(marker).write_text(f"hanging in the write of {table}\n")
+    while True:  # pragma: no cover - ends with the process
+        time.sleep(1)
