@@ -405,7 +405,10 @@ def test_a_backfill_of_a_range_in_one_run_equals_materialising_the_days_one_by_o
     assert _metadata(ranged, "restaurant_ratings_daily", D3)["rolling_window_partitions_read"] == (
         "2026-10-20...2026-11-20"
     )
+    # every table the daily assets write (the ML layer is its own job, as of one day)
     for name, table in TABLES.items():
+        if name in ML_ASSETS:
+            continue
         assert a.store.exists(table), name
         rows = _table_rows(spark, a, table)
         assert rows, name
