@@ -109,12 +109,16 @@ def foodops_ui(env: dict[str, str], log_dir: Path):
         yield url, proc, log
     finally:
         if proc.poll() is None:  # the test did not get to stop it: stop the tree by PID
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            for child in _children(proc.pid):
+            children = _children(proc.pid)
+            proc.send_signal(signal.SIGTERM)  # forwarded to dagster dev's process group
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)
+            for child in children:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(child, signal.SIGKILL)
-            proc.wait(timeout=30)
         out.close()
 
 
@@ -135,71 +139,89 @@ def test_materialise_a_partition_from_the_ui_in_a_real_browser(lake, spark_resou
         browser = _browser()
         wait = WebDriverWait(browser, UI_TIMEOUT)
         try:
-            # the asset graph
+            # the asset graph: every layer is there; the silver group opens on a click
             browser.get(f"{url}/asset-groups")
-            wait.until(EC.presence_of_element_located((By.XPATH, _xpath_text("orders_valid"))))
+            for group in ("bronze", "silver", "gold", "ml_features"):
+                wait.until(EC.presence_of_element_located((By.XPATH, _xpath_text(group))))
+            _dismiss_welcome(browser, timeout=15)
+            browser.find_element(By.XPATH, _xpath_text("silver")).click()
+            wait.until(EC.presence_of_element_located((By.XPATH, _xpath_text("dead_letter_queue"))))
             browser.save_screenshot(str(ARTIFACTS / "1-asset-graph.png"))
 
-            # orders_valid: materialise partition 2026-11-20
+            # orders_valid: its page shows the contract columns, then Materialize... -> partition
             browser.get(f"{url}/assets/orders_valid")
+            wait.until(EC.presence_of_element_located((By.XPATH, _xpath_text("Columns"))))
+            page = browser.find_element(By.TAG_NAME, "body").text
+            assert "Unit price paid per portion" in page and "ordering" in page
+            _dismiss_welcome(browser, timeout=2)
             wait.until(
                 EC.element_to_be_clickable(
-                    (
-                        By.XPATH,
-                        "//button[.//*[text()='Materialize']] | //button[normalize-space(.)='Materialize']",
-                    )
+                    (By.XPATH, "//button[starts-with(normalize-space(.), 'Materialize')]")
                 )
             ).click()
             dialog = wait.until(
                 EC.presence_of_element_located(
-                    (By.XPATH, "//*[contains(., 'Partition selection')]")
+                    (By.XPATH, "//*[@role='dialog'][.//*[contains(., 'Partition selection')]]")
                 )
             )
-            browser.save_screenshot(str(ARTIFACTS / "2-partition-dialog.png"))
-            selector = wait.until(
-                EC.element_to_be_clickable(
-                    (
-                        By.XPATH,
-                        "//div[contains(@class,'bp5-dialog') or @role='dialog']//input[@type='text' or not(@type)]",
-                    )
-                )
-            )
-            selector.send_keys(Keys.CONTROL, "a")
-            selector.send_keys(Keys.DELETE)
+            selector = dialog.find_element(By.XPATH, ".//input[@type='text']")
+            selector.click()
             selector.send_keys(DAY.isoformat(), Keys.ENTER)
-            time.sleep(1)
-            browser.save_screenshot(str(ARTIFACTS / "3-partition-selected.png"))
             launch = wait.until(
                 EC.element_to_be_clickable(
-                    (By.XPATH, "//button[starts-with(normalize-space(.), 'Launch')]")
+                    (By.XPATH, "//*[@role='dialog']//button[normalize-space(.)='Launch 1 run']")
                 )
             )
-            assert "1" in launch.text or "run" in launch.text.lower(), launch.text
+            assert "1 partition" in dialog.text
+            browser.save_screenshot(str(ARTIFACTS / "2-partition-selected.png"))
             launch.click()
-            del dialog
 
-            # wait for the run to succeed, then read the materialisation on the asset page
+            # wait for the run's materialisation, then read it and its row count on the page
             deadline = time.monotonic() + 300
             while True:
                 browser.get(f"{url}/assets/orders_valid?view=events&partition={DAY}")
                 time.sleep(3)
                 body = browser.find_element(By.TAG_NAME, "body").text
-                if "dagster/row_count" in body or "Row count" in body:
+                if f"Partition {DAY} materialized in run" in body:
                     break
                 assert time.monotonic() < deadline, body[-3000:]
                 time.sleep(5)
-            browser.save_screenshot(str(ARTIFACTS / "4-materialisation.png"))
-            assert DAY.isoformat() in body and "12" in body
+            browser.save_screenshot(str(ARTIFACTS / "3-materialisation.png"))
+            lines = body.splitlines()
+            assert lines[lines.index("dagster/row_count") + 1] == "12"
+            assert lines[lines.index("dlq_rows") + 1] == "0"
+            assert lines[lines.index("conservation_holds") + 1] == "true"
         except (TimeoutException, WebDriverException) as exc:
             browser.save_screenshot(str(ARTIFACTS / "failure.png"))
             (ARTIFACTS / "failure.txt").write_text(browser.find_element(By.TAG_NAME, "body").text)
-            raise AssertionError(f"UI step failed ({exc.__class__.__name__}); see {ARTIFACTS}")
+            raise AssertionError(
+                f"UI step failed ({exc.__class__.__name__}); see {ARTIFACTS}"
+            ) from exc
         finally:
             browser.quit()
 
+        # the run really happened: the UI launched it through the daemon's queue
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            event = instance.get_latest_materialization_event(dg.AssetKey("orders_valid"))
+            assert event.asset_materialization.partition == DAY.isoformat()
+            run = instance.get_run_by_id(event.run_id)
+            assert run.status == dg.DagsterRunStatus.SUCCESS
+
         # Ctrl-C: the whole tree stops (webserver, daemon, code servers, run workers)
         [dagster_dev] = _children(ui.pid)
+        assert len(_group_members(dagster_dev)) >= 3
         os.kill(ui.pid, signal.SIGINT)
         assert ui.wait(timeout=90) == 0
         assert _group_members(dagster_dev) == []
         assert "Dagster UI stopped" in log.read_text()
+
+
+def _dismiss_welcome(browser, timeout: float) -> None:
+    """The UI greets a new browser profile with a newsletter dialog over the page."""
+    with contextlib.suppress(TimeoutException):
+        WebDriverWait(browser, timeout).until(
+            EC.element_to_be_clickable((By.XPATH, "//button[normalize-space(.)='Skip']"))
+        ).click()
+        WebDriverWait(browser, timeout).until(
+            EC.invisibility_of_element_located((By.XPATH, "//button[normalize-space(.)='Skip']"))
+        )
