@@ -139,14 +139,19 @@ def test_materialise_a_partition_from_the_ui_in_a_real_browser(lake, spark_resou
         browser = _browser()
         wait = WebDriverWait(browser, UI_TIMEOUT)
         try:
-            # the asset graph: every layer is there; the silver group opens on a click
+            # the asset graph: every layer is there
             browser.get(f"{url}/asset-groups")
             for group in ("bronze", "silver", "gold", "ml_features"):
                 wait.until(EC.presence_of_element_located((By.XPATH, _xpath_text(group))))
             _dismiss_welcome(browser, timeout=15)
-            browser.find_element(By.XPATH, _xpath_text("silver")).click()
-            wait.until(EC.presence_of_element_located((By.XPATH, _xpath_text("dead_letter_queue"))))
             browser.save_screenshot(str(ARTIFACTS / "1-asset-graph.png"))
+            # the silver layer's own graph shows its assets, orders_valid among them
+            browser.get(f"{url}/locations/foodops/asset-groups/silver/lineage")
+            node = WebDriverWait(browser, 45).until(
+                EC.presence_of_element_located((By.XPATH, _xpath_text("orders_valid")))
+            )
+            browser.save_screenshot(str(ARTIFACTS / "2-silver-graph.png"))
+            del node
 
             # orders_valid: its page shows the contract columns, then Materialize... -> partition
             browser.get(f"{url}/assets/orders_valid")
@@ -167,17 +172,27 @@ def test_materialise_a_partition_from_the_ui_in_a_real_browser(lake, spark_resou
             selector = dialog.find_element(By.XPATH, ".//input[@type='text']")
             selector.click()
             selector.send_keys(DAY.isoformat(), Keys.ENTER)
-            launch = wait.until(
-                EC.element_to_be_clickable(
-                    (By.XPATH, "//*[@role='dialog']//button[normalize-space(.)='Launch 1 run']")
-                )
+            wait.until(
+                EC.text_to_be_present_in_element((By.XPATH, "//*[@role='dialog']"), "1 partition")
             )
-            assert "1 partition" in dialog.text
-            browser.save_screenshot(str(ARTIFACTS / "2-partition-selected.png"))
-            launch.click()
+            time.sleep(2)  # let the dialog settle on the new selection
+            browser.save_screenshot(str(ARTIFACTS / "3-partition-selected.png"))
+            launch = "//*[@role='dialog']//button[normalize-space(.)='Launch 1 run']"
+            wait.until(EC.element_to_be_clickable((By.XPATH, launch))).click()
+            with contextlib.suppress(TimeoutException):
+                WebDriverWait(browser, 15).until(
+                    EC.invisibility_of_element_located((By.XPATH, launch))
+                )
+            if browser.find_elements(By.XPATH, launch):  # the click did not land: once more
+                browser.execute_script(
+                    "arguments[0].click();", browser.find_element(By.XPATH, launch)
+                )
+                WebDriverWait(browser, 15).until(
+                    EC.invisibility_of_element_located((By.XPATH, launch))
+                )
 
             # wait for the run's materialisation, then read it and its row count on the page
-            deadline = time.monotonic() + 300
+            deadline = time.monotonic() + 240
             while True:
                 browser.get(f"{url}/assets/orders_valid?view=events&partition={DAY}")
                 time.sleep(3)
@@ -186,7 +201,7 @@ def test_materialise_a_partition_from_the_ui_in_a_real_browser(lake, spark_resou
                     break
                 assert time.monotonic() < deadline, body[-3000:]
                 time.sleep(5)
-            browser.save_screenshot(str(ARTIFACTS / "3-materialisation.png"))
+            browser.save_screenshot(str(ARTIFACTS / "4-materialisation.png"))
             lines = body.splitlines()
             assert lines[lines.index("dagster/row_count") + 1] == "12"
             assert lines[lines.index("dlq_rows") + 1] == "0"
