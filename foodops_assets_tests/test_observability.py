@@ -272,3 +272,31 @@ def test_grafana_dashboard_plots_every_exported_metric():
     exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
     used = {m for expr in exprs for m in re.findall(r"\bfoodops_[a-z0-9_]+", expr)}
     assert used == set(METRICS)
+
+
+def test_a_failed_step_emits_fail_with_its_error_to_a_lineage_file(materialised, spark_resource):
+    missing_day = "2026-11-25"  # nothing landed: bronze fails fast with a message
+    result = materialize(
+        materialised.lake,
+        spark_resource,
+        ["orders_raw"],
+        partition_key=missing_day,
+        instance=materialised.instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    events_file = materialised.lake.root / "lineage" / "events.jsonl"
+    settings = dataclasses.replace(materialised.lake.settings, openlineage_url=events_file.as_uri())
+    _tick(
+        settings,
+        OBSERVABILITY_FAILURE_SENSOR,
+        materialised.instance,
+        materialised.cursors[OBSERVABILITY_FAILURE_SENSOR],
+    )
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    assert [(e["job"]["name"], e["eventType"]) for e in events] == [
+        ("orders_raw", "START"),
+        ("orders_raw", "FAIL"),
+    ]
+    error = events[1]["run"]["facets"]["errorMessage"]["message"]
+    assert missing_day in error and events[1]["outputs"] == []
