@@ -2,7 +2,7 @@
 #   make run    install, generate 3 days of sample data, materialise every asset (the ML
 #               assets as of the last day), print a summary
 #   make test   install, run the test suite
-#   make ui     install, start the Dagster UI on http://127.0.0.1:3000
+#   make ui     install, start the Dagster UI on http://127.0.0.1:3000 (Ctrl-C stops it)
 
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -15,6 +15,7 @@ export FOODOPS_LANDING_ROOT ?= $(CURDIR)/.foodops/landing
 export FOODOPS_LAKE_ROOT ?= $(CURDIR)/.foodops/lake
 
 DAYS ?= 3
+UI_PORT ?= 3000
 # test processes: the suite is mostly waiting on JVMs and subprocesses, two workers overlap that
 TEST_WORKERS ?= 2
 ORDERS_PER_DAY ?= 2000
@@ -26,9 +27,21 @@ DAILY_ASSETS := orders_raw,orders_valid,deliveries_raw,deliveries_valid,reviews_
 REFERENCE_ASSETS := restaurants,dishes
 ML_ASSETS := user_features,dish_features,dish_recommendations
 
-.PHONY: install run test ui lint bench clean lock dagster-home
+.PHONY: install run test ui lint bench clean lock dagster-home system-deps
 
 install: $(STAMP)
+
+# Debian packages the end-to-end tests drive: headless Chromium + its driver (the browser
+# test of the UI) and the Prometheus Pushgateway (the metrics round trip). Skipped when present.
+SYSTEM_DEPS := chromium chromium-driver prometheus-pushgateway
+system-deps:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+		&& command -v prometheus-pushgateway >/dev/null; then \
+		echo "system packages present: $(SYSTEM_DEPS)"; \
+	else \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $(SYSTEM_DEPS); \
+	fi
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v java >/dev/null || { echo "Java 17 is required (apt install openjdk-17-jre-headless)"; exit 1; }
@@ -55,9 +68,9 @@ test: install
 	$(BIN)/ruff check foodops_assets foodops_assets_tests bench
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
+# foodops ui prints the URL and forwards Ctrl-C / SIGTERM to dagster dev's whole process tree
 ui: install dagster-home
-	@echo "Dagster UI on http://127.0.0.1:3000 (Ctrl-C to stop)"
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	@$(BIN)/foodops ui -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
 lint: install
 	$(BIN)/ruff check foodops_assets foodops_assets_tests bench

@@ -5,6 +5,7 @@ foodops summary                      tables, DLQ by rule, latest check results
 foodops late-data --source S --date D  what to re-materialise after a late file
 foodops rerun RUN_ID                 re-execute a failed run from failure
 foodops dlq export --source S --date D --out FILE   DLQ rows as an editable corrections file
+foodops ui [-w workspace.yaml] [-h 127.0.0.1] [-p 3000]   dagster dev, stopped cleanly on Ctrl-C
 """
 
 from __future__ import annotations
@@ -141,6 +142,18 @@ def rerun(run_id: str) -> None:
     click.echo(f"re-execution run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}")
     if not result.success:
         sys.exit(1)
+
+
+@main.command()
+@click.option("-w", "--workspace", default="workspace.yaml", show_default=True)
+@click.option("-h", "--host", default="127.0.0.1", show_default=True)
+@click.option("-p", "--port", default=3000, show_default=True, type=int)
+def ui(workspace: str, host: str, port: int) -> None:
+    """The Dagster UI (dagster dev: webserver + daemon). Prints its URL; Ctrl-C (SIGINT) or
+    SIGTERM stops the whole process tree (webserver, daemon, code servers, run workers)."""
+    from .ui import serve
+
+    sys.exit(serve(workspace, host, port, echo=lambda m: click.echo(m)))
 
 
 @main.group()

@@ -33,6 +33,7 @@ from .contracts import CONTRACTS_DIR, check_references, load_contract
 from .lakehouse import tables
 from .lakehouse.resource import LakehouseResource
 from .lakehouse.spark import SparkResource
+from .observability import observability_sensors, upstream_assets
 from .operations import dlq_replay_job, restore_delta_table_job
 from .partitions import daily_partitions
 from .retries import retry_policy, with_retries
@@ -127,6 +128,8 @@ def build_definitions(
         *file_arrival_sensors(settings, daily),
         automation_sensor(settings),
         *alert_sensors(settings, contracts, daily),
+        # metrics to a Prometheus Pushgateway, lineage to OpenLineage (off unless configured)
+        *observability_sensors(settings, upstream_assets(assets)),
     ]
 
     return dg.Definitions(

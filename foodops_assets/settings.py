@@ -42,6 +42,8 @@ ENV_WEBSERVER_URL = "FOODOPS_WEBSERVER_URL"
 ENV_RUN_TIMEOUT = "FOODOPS_RUN_TIMEOUT_SECONDS"
 ENV_RETRY_DELAY = "FOODOPS_RETRY_DELAY_SECONDS"
 ENV_AUTOMATION_LOOKBACK_DAYS = "FOODOPS_AUTOMATION_LOOKBACK_DAYS"
+ENV_PROMETHEUS_PUSHGATEWAY_URL = "FOODOPS_PROMETHEUS_PUSHGATEWAY_URL"
+ENV_OPENLINEAGE_URL = "FOODOPS_OPENLINEAGE_URL"
 
 DEFAULT_LANDING_ROOT = "./.foodops/landing"
 DEFAULT_LAKE_ROOT = "./.foodops/lake"
@@ -84,6 +86,9 @@ class Settings:
     retry_delay_seconds: float = 10.0  # first retry of a transient failure (then x2, x4, jitter)
     # declarative automation follows upstream updates of the last N daily partitions
     automation_lookback_days: int = 35
+    # observability exports (unset = off): a Prometheus Pushgateway, an OpenLineage endpoint
+    prometheus_pushgateway_url: str | None = None
+    openlineage_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -112,6 +117,19 @@ class Settings:
                 f"{ENV_DAILY_SCHEDULE_CRON}={self.daily_schedule_cron!r} is not a cron "
                 "expression; use five fields, e.g. '0 2 * * *' (02:00 UTC every day)"
             )
+        for var, url, schemes in (
+            (
+                ENV_PROMETHEUS_PUSHGATEWAY_URL,
+                self.prometheus_pushgateway_url,
+                ("http://", "https://"),
+            ),
+            (ENV_OPENLINEAGE_URL, self.openlineage_url, ("http://", "https://", "file://")),
+        ):
+            if url is not None and not url.startswith(schemes):
+                raise ConfigError(
+                    f"{var}={url!r} is not a URL starting with {' or '.join(schemes)}; "
+                    "unset it to turn the export off"
+                )
         if not self.webserver_url.startswith(("http://", "https://")):
             raise ConfigError(
                 f"{ENV_WEBSERVER_URL}={self.webserver_url!r} is not an http(s) URL "
@@ -156,6 +174,8 @@ class Settings:
             run_timeout_seconds=_number(env, ENV_RUN_TIMEOUT, 7200, int),
             retry_delay_seconds=_number(env, ENV_RETRY_DELAY, 10.0, float),
             automation_lookback_days=_number(env, ENV_AUTOMATION_LOOKBACK_DAYS, 35, int),
+            prometheus_pushgateway_url=env.get(ENV_PROMETHEUS_PUSHGATEWAY_URL) or None,
+            openlineage_url=env.get(ENV_OPENLINEAGE_URL) or None,
         )
 
 

@@ -53,8 +53,16 @@ def test_every_asset_carries_description_owner_kinds_and_column_schema():
         assert node.description, name
         assert node.owners, name
         assert {"spark", "delta"} <= set(node.kinds), name
-        if name not in ("restaurants", "dishes", "orders_raw", "deliveries_raw", "reviews_raw"):
-            assert isinstance(node.metadata.get("dagster/column_schema"), dg.TableSchema), name
+        # every asset, bronze included, shows its columns before anything is materialised
+        schema = node.metadata.get("dagster/column_schema")
+        assert isinstance(schema, dg.TableSchema), name
+        assert len(schema.columns) >= 3 and all(c.type for c in schema.columns), name
+    bronze = graph.get(dg.AssetKey("orders_raw")).metadata["dagster/column_schema"].columns
+    bronze = {c.name: c for c in bronze}
+    assert bronze["price"].description and bronze["source_file"].type == "string"
+    assert {"order_id", "_rescued_data", "source_line", "partition_date"} <= set(bronze)
+    restaurants = graph.get(dg.AssetKey("restaurants")).metadata["dagster/column_schema"]
+    assert "partition_date" not in {c.name for c in restaurants.columns}
     assert graph.get(dg.AssetKey("orders_valid")).owners == ["team:ordering"]
     assert graph.get(dg.AssetKey("deliveries_valid")).owners == ["team:logistics"]
     assert graph.get(dg.AssetKey("reviews_raw")).owners == ["team:customer-experience"]
@@ -176,6 +184,8 @@ def test_triggers_sensors_schedule_and_automation_are_defined():
         "foodops_run_failure_alert",
         "foodops_check_failure_alert",
         "foodops_orders_sla_alert",
+        "foodops_observability_on_success",
+        "foodops_observability_on_failure",
     }
     assert [s.name for s in repo.schedule_defs] == ["foodops_daily_backstop"]
     graph = _defs().resolve_asset_graph()
@@ -194,6 +204,16 @@ def test_triggers_sensors_schedule_and_automation_are_defined():
     off = build_definitions(Settings(landing_root="/l", lake_root="/k", automation="off"))
     statuses = {s.default_status for s in off.get_repository_def().sensor_defs}
     assert statuses == {dg.DefaultSensorStatus.STOPPED}
+    # the metrics / lineage export runs when an endpoint is configured, stopped otherwise
+    exported = build_definitions(
+        Settings(landing_root="/l", lake_root="/k", openlineage_url="file:///tmp/ol.jsonl")
+    ).get_repository_def()
+    assert exported.get_sensor_def("foodops_observability_on_success").default_status == (
+        dg.DefaultSensorStatus.RUNNING
+    )
+    assert repo.get_sensor_def("foodops_observability_on_failure").default_status == (
+        dg.DefaultSensorStatus.STOPPED
+    )
 
 
 def test_make_run_materialises_every_daily_asset_of_the_definitions():

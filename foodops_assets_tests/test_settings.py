@@ -79,6 +79,15 @@ def test_roots_can_point_anywhere_and_uris_are_kept():
         ({"FOODOPS_SENSOR_INTERVAL_SECONDS": "soon"}, "FOODOPS_SENSOR_INTERVAL_SECONDS='soon'"),
         ({"FOODOPS_RUN_TIMEOUT_SECONDS": "0"}, "FOODOPS_RUN_TIMEOUT_SECONDS=0 must be at least 1"),
         ({"FOODOPS_WEBSERVER_URL": "dagster:3000"}, "FOODOPS_WEBSERVER_URL='dagster:3000'"),
+        (
+            {"FOODOPS_PROMETHEUS_PUSHGATEWAY_URL": "pushgateway:9091"},
+            "FOODOPS_PROMETHEUS_PUSHGATEWAY_URL='pushgateway:9091' is not a URL",
+        ),
+        (
+            {"FOODOPS_OPENLINEAGE_URL": "/tmp/events.jsonl"},
+            "FOODOPS_OPENLINEAGE_URL='/tmp/events.jsonl' is not a URL starting with http:// or "
+            "https:// or file://",
+        ),
     ],
 )
 def test_a_bad_config_value_names_the_variable_to_fix(env, message):

@@ -1,5 +1,7 @@
 """Bronze: landing files -> Delta, every line kept (DESIGN.md section 4)."""
 
+import time
+
 import dagster as dg
 from pyspark.sql import functions as F
 
@@ -10,7 +12,7 @@ from ..lakehouse.landing import LandingError, read_whole_files
 from ..lakehouse.resource import LakehouseResource
 from ..lakehouse.spark import SparkResource
 from ..lakehouse.tables import TableRef
-from ..transforms.bronze import parse_records, partition_date_from_path, split_lines
+from ..transforms.bronze import bronze_schema, parse_records, partition_date_from_path, split_lines
 from .common import (
     KINDS,
     commit_metadata,
@@ -18,6 +20,7 @@ from .common import (
     contract_descriptions,
     partition_label,
     run_days,
+    table_schema,
     write_metadata,
 )
 
@@ -35,7 +38,12 @@ def daily_bronze_asset(
         kinds=KINDS,
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        metadata=contract_definition_metadata(contract),
+        metadata={
+            **contract_definition_metadata(contract),
+            "dagster/column_schema": table_schema(
+                bronze_schema(contract, partitioned=True), contract_descriptions(contract)
+            ),
+        },
         tags={"layer": "bronze", "source": contract.name},
         check_specs=[
             dg.AssetCheckSpec(
@@ -80,6 +88,9 @@ def daily_bronze_asset(
             metadata={
                 **write_metadata(write, bronze.schema, contract_descriptions(contract)),
                 "files_read": len(paths),
+                # where the rows came from (OpenLineage inputs) and how late they were picked up
+                "landing_files": dg.MetadataValue.json(sorted(paths)),
+                "landing_lag_seconds": _landing_lag_seconds(by_day),
                 "landing_bytes": sum(f.size for files in by_day.values() for f in files),
                 **stats,
                 "quarantined_files": len(quarantined),
@@ -96,6 +107,14 @@ def daily_bronze_asset(
         )
 
     return _bronze
+
+
+def _landing_lag_seconds(by_day) -> float:
+    """Seconds from the newest landing file's arrival (its mtime) to this ingestion."""
+    mtimes = [f.mtime_ns for files in by_day.values() for f in files]
+    if not mtimes:
+        return 0.0
+    return max(time.time() - max(mtimes) / 1e9, 0.0)
 
 
 def _quarantine_whole_file_problems(context, lakehouse, files, by_day) -> list[dict]:
@@ -199,7 +218,12 @@ def snapshot_bronze_asset(table: TableRef, contract: Contract) -> dg.AssetsDefin
         description=f"Newest {contract.name} snapshot, every line kept. {contract.description}",
         owners=[contract.owner],
         kinds=KINDS,
-        metadata=contract_definition_metadata(contract),
+        metadata={
+            **contract_definition_metadata(contract),
+            "dagster/column_schema": table_schema(
+                bronze_schema(contract, partitioned=False), contract_descriptions(contract)
+            ),
+        },
         tags={"layer": "bronze", "source": contract.name},
     )
     def _snapshot(
@@ -232,6 +256,7 @@ def snapshot_bronze_asset(table: TableRef, contract: Contract) -> dg.AssetsDefin
             metadata={
                 **write_metadata(write, bronze.schema, contract_descriptions(contract)),
                 "snapshot_file": dg.MetadataValue.path(snapshot.path),
+                "landing_files": dg.MetadataValue.json([snapshot.path]),
                 "unparseable_lines": written.where(F.col("_parse_error").isNotNull()).count(),
                 "duplicate_keys": duplicate_keys,
                 **{f"rule_failures/{name}": n for name, n in breaking.items()},

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ..contracts import Contract
-from ..contracts.spark import spark_type
+from ..contracts.spark import spark_schema, spark_type
 
 BRONZE_META_COLUMNS = ["_rescued_data", "_parse_error", "_extra_fields"]
 LINEAGE_COLUMNS = ["source_file", "source_line", "ingested_at"]
@@ -160,3 +160,18 @@ def _is_nested_json(raw: Column, name: str) -> Column:
         F.variant_get(F.try_parse_json("value"), f"$.{name}", "variant")
     )
     return F.coalesce(F.when(looks_nested, json_type != F.lit("STRING")), F.lit(False))
+
+
+def bronze_schema(contract: Contract, partitioned: bool) -> T.StructType:
+    """The schema :func:`parse_records` produces (shown in the UI before a materialisation)."""
+    fields = list(spark_schema(contract).fields) + [
+        T.StructField("_rescued_data", T.StringType()),
+        T.StructField("_parse_error", T.StringType()),
+        T.StructField("_extra_fields", T.ArrayType(T.StringType())),
+        T.StructField("source_file", T.StringType()),
+        T.StructField("source_line", T.LongType()),
+        T.StructField("ingested_at", T.TimestampType()),
+    ]
+    if partitioned:
+        fields.append(T.StructField("partition_date", T.DateType()))
+    return T.StructType(fields)

@@ -272,6 +272,8 @@ def test_deliveries_and_reviews_end_to_end_with_every_rule_and_metric(
     assert mumbai.p50_delivery_minutes == pytest.approx(40.0)
     assert mumbai.p90_delivery_minutes == pytest.approx(56.0)  # rank 3.6: 50 + 0.6 * 10
     assert mumbai.on_time_rate == pytest.approx(3 / 5)
+    # one number per run for the UI's plot: p90 over every delivered delivery (an element)
+    assert _metadata(result, "delivery_performance_daily", D2)["p90_delivery_minutes"] == 90.0
 
     # gold: ratings, by hand (only D2 exists inside the rolling window)
     ratings = {
