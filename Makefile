@@ -3,6 +3,7 @@
 #               assets as of the last day), print a summary
 #   make test   install, run the test suite
 #   make ui     install, start the Dagster UI on http://127.0.0.1:3000 (Ctrl-C stops it)
+#   make bench  install, run the benchmark suite (BENCH_ORDERS=20000 for a quick one)
 
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -71,6 +72,12 @@ test: install
 # foodops ui prints the URL and forwards Ctrl-C / SIGTERM to dagster dev's whole process tree
 ui: install dagster-home
 	@$(BIN)/foodops ui -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
+
+# the benchmark suite (bench/run_all.py); BENCH_ORDERS scales the e2e run, BENCH_ARGS adds options
+BENCH_ORDERS ?= 1000000
+BENCH_ARGS ?=
+bench: install
+	$(BIN)/python bench/run_all.py --orders $(BENCH_ORDERS) $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check foodops_assets foodops_assets_tests bench

@@ -3,6 +3,7 @@
 import time
 
 import dagster as dg
+from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
 from ..checks import names, quality
@@ -71,19 +72,26 @@ def daily_bronze_asset(
         context.log.info(f"{contract.name}: reading {len(paths)} files for {partition_label(days)}")
 
         session = spark.spark_session
-        files = read_whole_files(session, paths)
-        lines = split_lines(files)
-        bronze = parse_records(lines, contract, partition_date_from_path("source_file"))
-        write = lakehouse.write_partitions(
-            bronze,
-            table,
-            {"partition_date": days},
-            description=f"bronze {contract.name}",
-            commit_metadata=commit_metadata(context, table.name, days),
-        )
-        stats = _bronze_stats(lakehouse, session, table, days, files)
-        quarantined = _quarantine_whole_file_problems(context, lakehouse, files, by_day)
-        schema_check = _landing_schema_check(lakehouse, session, table, days, lines, contract)
+        # The landing files are read once: the write, the line accounting, the
+        # whole-file checks and the schema check all reuse the cached text and lines
+        # (uncached, each of them re-read and re-split every landed file).
+        files = read_whole_files(session, paths).persist(StorageLevel.MEMORY_AND_DISK)
+        lines = split_lines(files).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            bronze = parse_records(lines, contract, partition_date_from_path("source_file"))
+            write = lakehouse.write_partitions(
+                bronze,
+                table,
+                {"partition_date": days},
+                description=f"bronze {contract.name}",
+                commit_metadata=commit_metadata(context, table.name, days),
+            )
+            stats = _bronze_stats(lakehouse, session, table, days, files)
+            quarantined = _quarantine_whole_file_problems(context, lakehouse, files, by_day)
+            schema_check = _landing_schema_check(lakehouse, session, table, days, lines, contract)
+        finally:
+            lines.unpersist()
+            files.unpersist()
         return dg.MaterializeResult(
             metadata={
                 **write_metadata(write, bronze.schema, contract_descriptions(contract)),

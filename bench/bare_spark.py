@@ -1,0 +1,183 @@
+"""The baseline a sceptic would write: the daily graph as one plain PySpark script.
+
+    .venv/bin/python bench/bare_spark.py --landing DIR --lake DIR --date YYYY-MM-DD
+
+Same transforms (``foodops_assets.transforms``), same contracts, same Delta writes
+(``lakehouse.spark_delta``: one predicate-overwrite commit per table) as the assets, for
+one partition, in one process with one local[2] session and the same Spark settings —
+but no Dagster, no checks, no metadata, no read-back of what was written. Prints
+``bare_spark_seconds: S`` (session start included, as it is in a Dagster run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import time
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from foodops_assets.contracts.model import load_contract
+from foodops_assets.lakehouse.delta import DeltaStore
+from foodops_assets.lakehouse.landing import LandingZone, read_whole_files
+from foodops_assets.lakehouse.spark import LOCAL_SPARK_CONF
+from foodops_assets.lakehouse.spark_delta import read_delta, write_partitions, write_table
+from foodops_assets.lakehouse.tables import (
+    CITY_HOURLY_DEMAND,
+    DEAD_LETTER_QUEUE,
+    DELIVERY_PERFORMANCE_DAILY,
+    DISH_FEATURES,
+    DISHES,
+    RESTAURANT_DAILY_SALES,
+    RESTAURANT_RATINGS_DAILY,
+    RESTAURANTS,
+    SILVER_BY_SOURCE,
+    USER_FEATURES,
+    _daily,
+)
+from foodops_assets.transforms import features, gold
+from foodops_assets.transforms.bronze import parse_records, partition_date_from_path, split_lines
+from foodops_assets.transforms.references import attach_references, lookup_columns
+from foodops_assets.transforms.silver import validate
+
+FEATURE_WINDOW_DAYS = 14  # assets/ml.py (not imported: it imports Dagster)
+
+
+def _days(day: dt.date, back: int) -> list[dt.date]:
+    return [day - dt.timedelta(days=i) for i in range(back, -1, -1)]
+
+
+def _session(driver_memory: str) -> SparkSession:
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder.master("local[2]").config("spark.driver.memory", driver_memory)
+    for k, v in LOCAL_SPARK_CONF.items():
+        builder = builder.config(k, v)
+    return builder.getOrCreate()
+
+
+def run(landing_root: str, lake_root: str, day: dt.date, driver_memory: str = "2g") -> float:
+    start = time.perf_counter()
+    spark = _session(driver_memory)
+    store = DeltaStore(lake_root)
+    landing = LandingZone(landing_root)
+    contracts = {
+        n: load_contract(n) for n in ("orders", "deliveries", "reviews", "restaurants", "dishes")
+    }
+    window_start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    window_end = window_start + dt.timedelta(days=1)
+    where = {"partition_date": [day]}
+
+    for ref, name in ((RESTAURANTS, "restaurants"), (DISHES, "dishes")):
+        snap = landing.newest_snapshot(name)
+        df = parse_records(split_lines(read_whole_files(spark, [snap.path])), contracts[name])
+        write_table(df, store, ref)
+
+    for source in ("orders", "deliveries", "reviews"):
+        contract = contracts[source]
+        files = [f.path for f in landing.daily_files(source, [day])[day]]
+        bronze = parse_records(
+            split_lines(read_whole_files(spark, files)),
+            contract,
+            partition_date_from_path("source_file"),
+        )
+        bronze_table = _daily("bronze", f"{source}_raw")
+        write_partitions(bronze, store, bronze_table, where)
+        bronze = read_delta(spark, store, bronze_table, where)
+        lookups = {}
+        for r in contract.references:
+            lookups[r.source] = read_delta(
+                spark,
+                store,
+                SILVER_BY_SOURCE[r.source],
+                {"partition_date": _days(day, r.lookback_days)},
+            ).select(*lookup_columns(contract, r.source))
+        if lookups:
+            bronze = attach_references(bronze, contract, lookups)
+        validated = validate(bronze, contract, window_start, window_end)
+        classified = validated.classified.cache()
+        write_partitions(
+            validated.rejected,
+            store,
+            DEAD_LETTER_QUEUE,
+            {"partition_date": [day], "source": [source]},
+        )
+        write_partitions(validated.valid, store, SILVER_BY_SOURCE[source], where)
+        classified.unpersist()
+
+    restaurants = read_delta(spark, store, RESTAURANTS).where(F.col("restaurant_id").isNotNull())
+    orders = read_delta(spark, store, SILVER_BY_SOURCE["orders"], where).cache()
+    write_partitions(
+        gold.restaurant_daily_sales(orders, restaurants), store, RESTAURANT_DAILY_SALES, where
+    )
+    write_partitions(gold.city_hourly_demand(orders), store, CITY_HOURLY_DEMAND, where)
+    orders.unpersist()
+    deliveries = read_delta(spark, store, SILVER_BY_SOURCE["deliveries"], where)
+    sla = float(contracts["deliveries"].sla_value("on_time_minutes", 45))
+    write_partitions(
+        gold.delivery_performance_daily(deliveries, sla), store, DELIVERY_PERFORMANCE_DAILY, where
+    )
+    rating_days = _days(day, gold.ROLLING_WINDOW_DAYS - 1)
+    reviews = read_delta(spark, store, SILVER_BY_SOURCE["reviews"], {"partition_date": rating_days})
+    write_partitions(
+        gold.restaurant_ratings_daily(reviews, [day], restaurants, gold.ROLLING_WINDOW_DAYS),
+        store,
+        RESTAURANT_RATINGS_DAILY,
+        where,
+    )
+
+    w = FEATURE_WINDOW_DAYS
+    dishes = read_delta(spark, store, DISHES)
+    orders_w = read_delta(
+        spark, store, SILVER_BY_SOURCE["orders"], {"partition_date": _days(day, w - 1)}
+    )
+    reviews_w = read_delta(
+        spark, store, SILVER_BY_SOURCE["reviews"], {"partition_date": _days(day, w - 1)}
+    )
+    write_partitions(
+        features.user_features(orders_w, reviews_w, dishes, [day], w), store, USER_FEATURES, where
+    )
+    orders_2w = read_delta(
+        spark, store, SILVER_BY_SOURCE["orders"], {"partition_date": _days(day, 2 * w - 1)}
+    )
+    write_partitions(
+        features.dish_features(orders_2w, reviews_w, [day], w), store, DISH_FEATURES, where
+    )
+    elapsed = time.perf_counter() - start
+    spark.stop()
+    return elapsed
+
+
+def json_floor(landing_root: str, day: dt.date) -> float:
+    """Session start + Spark reading and counting the day's landing JSON, nothing else."""
+    start = time.perf_counter()
+    spark = _session("2g")
+    landing = LandingZone(landing_root)
+    paths = [
+        f.path
+        for s in ("orders", "deliveries", "reviews")
+        for f in landing.daily_files(s, [day])[day]
+    ]
+    spark.read.text(paths).count()
+    elapsed = time.perf_counter() - start
+    spark.stop()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--landing", required=True)
+    parser.add_argument("--lake", required=True)
+    parser.add_argument("--date", required=True, type=dt.date.fromisoformat)
+    parser.add_argument("--driver-memory", default="2g")
+    parser.add_argument("--floor", action="store_true", help="only the JSON scan floor")
+    args = parser.parse_args()
+    if args.floor:
+        print(f"json_scan_floor_seconds: {json_floor(args.landing, args.date):.2f}")
+        return
+    print(f"bare_spark_seconds: {run(args.landing, args.lake, args.date, args.driver_memory):.2f}")
+
+
+if __name__ == "__main__":
+    main()
