@@ -101,7 +101,12 @@ def test_a_malformed_contract_file_fails_when_the_code_location_loads(tmp_path):
 
 
 def test_the_webserver_binds_to_loopback_by_default():
+    # `make ui` runs `foodops ui`, which starts dagster dev on loopback unless told otherwise
     makefile = (REPO_ROOT / "Makefile").read_text()
-    [ui] = [x for x in makefile.splitlines() if "dagster dev" in x and not x.startswith("#")]
+    [ui] = [x for x in makefile.splitlines() if "foodops ui" in x and not x.startswith("#")]
     assert "-h 127.0.0.1" in ui
     assert "0.0.0.0" not in makefile
+    from foodops_assets.cli import ui as ui_command
+
+    [host] = [p for p in ui_command.params if p.name == "host"]
+    assert host.default == "127.0.0.1"
