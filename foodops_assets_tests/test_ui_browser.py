@@ -158,38 +158,50 @@ def test_materialise_a_partition_from_the_ui_in_a_real_browser(lake, spark_resou
             wait.until(EC.presence_of_element_located((By.XPATH, _xpath_text("Columns"))))
             page = browser.find_element(By.TAG_NAME, "body").text
             assert "Unit price paid per portion" in page and "ordering" in page
-            _dismiss_welcome(browser, timeout=2)
-            wait.until(
-                EC.element_to_be_clickable(
-                    (By.XPATH, "//button[starts-with(normalize-space(.), 'Materialize')]")
+            # launch from the dialog; a click the page was not ready for launches nothing, so
+            # the launch is confirmed in the instance and tried again (at most three times)
+            before = _runs_of_day(env["DAGSTER_HOME"])
+            for attempt in range(3):
+                if attempt:
+                    browser.get(f"{url}/assets/orders_valid")
+                    wait.until(EC.presence_of_element_located((By.XPATH, _xpath_text("Columns"))))
+                _dismiss_welcome(browser, timeout=2)
+                wait.until(
+                    EC.element_to_be_clickable(
+                        (By.XPATH, "//button[starts-with(normalize-space(.), 'Materialize')]")
+                    )
+                ).click()
+                dialog = wait.until(
+                    EC.presence_of_element_located(
+                        (By.XPATH, "//*[@role='dialog'][.//*[contains(., 'Partition selection')]]")
+                    )
                 )
-            ).click()
-            dialog = wait.until(
-                EC.presence_of_element_located(
-                    (By.XPATH, "//*[@role='dialog'][.//*[contains(., 'Partition selection')]]")
+                selector = dialog.find_element(By.XPATH, ".//input[@type='text']")
+                selector.click()
+                selector.send_keys(DAY.isoformat(), Keys.ENTER)
+                wait.until(
+                    EC.text_to_be_present_in_element((By.XPATH, "//*[@role='dialog']"), "1 partition")
                 )
-            )
-            selector = dialog.find_element(By.XPATH, ".//input[@type='text']")
-            selector.click()
-            selector.send_keys(DAY.isoformat(), Keys.ENTER)
-            wait.until(
-                EC.text_to_be_present_in_element((By.XPATH, "//*[@role='dialog']"), "1 partition")
-            )
-            time.sleep(2)  # let the dialog settle on the new selection
-            browser.save_screenshot(str(ARTIFACTS / "3-partition-selected.png"))
-            launch = "//*[@role='dialog']//button[normalize-space(.)='Launch 1 run']"
-            wait.until(EC.element_to_be_clickable((By.XPATH, launch))).click()
-            with contextlib.suppress(TimeoutException):
-                WebDriverWait(browser, 15).until(
-                    EC.invisibility_of_element_located((By.XPATH, launch))
-                )
-            if browser.find_elements(By.XPATH, launch):  # the click did not land: once more
-                browser.execute_script(
-                    "arguments[0].click();", browser.find_element(By.XPATH, launch)
-                )
-                WebDriverWait(browser, 15).until(
-                    EC.invisibility_of_element_located((By.XPATH, launch))
-                )
+                time.sleep(2)  # let the dialog settle on the new selection
+                browser.save_screenshot(str(ARTIFACTS / "3-partition-selected.png"))
+                launch = "//*[@role='dialog']//button[normalize-space(.)='Launch 1 run']"
+                wait.until(EC.element_to_be_clickable((By.XPATH, launch))).click()
+                with contextlib.suppress(TimeoutException):
+                    WebDriverWait(browser, 15).until(
+                        EC.invisibility_of_element_located((By.XPATH, launch))
+                    )
+                if browser.find_elements(By.XPATH, launch):  # the click did not land: once more
+                    browser.execute_script(
+                        "arguments[0].click();", browser.find_element(By.XPATH, launch)
+                    )
+                    WebDriverWait(browser, 15).until(
+                        EC.invisibility_of_element_located((By.XPATH, launch))
+                    )
+
+                if _wait_for_ui_run(env["DAGSTER_HOME"], before, timeout=45):
+                    break
+            else:
+                raise AssertionError("three launches from the UI created no run")
 
             # wait for the run's materialisation, then read it and its row count on the page
             deadline = time.monotonic() + 240
@@ -229,6 +241,22 @@ def test_materialise_a_partition_from_the_ui_in_a_real_browser(lake, spark_resou
         assert ui.wait(timeout=90) == 0
         assert _group_members(dagster_dev) == []
         assert "Dagster UI stopped" in log.read_text()
+
+
+def _runs_of_day(dagster_home: str) -> set[str]:
+    with dg.DagsterInstance.from_config(dagster_home) as instance:
+        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": DAY.isoformat()}))
+        return {r.run_id for r in runs}
+
+
+def _wait_for_ui_run(dagster_home: str, before: set[str], timeout: float) -> bool:
+    """True once the instance holds a run of DAY that was not there before (the UI's launch)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _runs_of_day(dagster_home) - before:
+            return True
+        time.sleep(3)
+    return False
 
 
 def _dismiss_welcome(browser, timeout: float) -> None:
