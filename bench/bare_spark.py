@@ -37,6 +37,7 @@ from foodops_assets.lakehouse.tables import (
     USER_FEATURES,
     _daily,
 )
+from foodops_assets.settings import DEFAULT_SPARK_DRIVER_MEMORY
 from foodops_assets.transforms import features, gold
 from foodops_assets.transforms.bronze import parse_records, partition_date_from_path, split_lines
 from foodops_assets.transforms.references import attach_references, lookup_columns
@@ -57,7 +58,12 @@ def _session(driver_memory: str) -> SparkSession:
     return builder.getOrCreate()
 
 
-def run(landing_root: str, lake_root: str, day: dt.date, driver_memory: str = "2g") -> float:
+def run(
+    landing_root: str,
+    lake_root: str,
+    day: dt.date,
+    driver_memory: str = DEFAULT_SPARK_DRIVER_MEMORY,
+) -> float:
     start = time.perf_counter()
     spark = _session(driver_memory)
     store = DeltaStore(lake_root)
@@ -152,7 +158,7 @@ def run(landing_root: str, lake_root: str, day: dt.date, driver_memory: str = "2
 def json_floor(landing_root: str, day: dt.date) -> float:
     """Session start + Spark reading and counting the day's landing JSON, nothing else."""
     start = time.perf_counter()
-    spark = _session("2g")
+    spark = _session(DEFAULT_SPARK_DRIVER_MEMORY)
     landing = LandingZone(landing_root)
     paths = [
         f.path
@@ -170,7 +176,7 @@ def main() -> None:
     parser.add_argument("--landing", required=True)
     parser.add_argument("--lake", required=True)
     parser.add_argument("--date", required=True, type=dt.date.fromisoformat)
-    parser.add_argument("--driver-memory", default="2g")
+    parser.add_argument("--driver-memory", default=DEFAULT_SPARK_DRIVER_MEMORY)
     parser.add_argument("--floor", action="store_true", help="only the JSON scan floor")
     args = parser.parse_args()
     if args.floor:

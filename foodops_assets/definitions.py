@@ -140,7 +140,9 @@ def build_definitions(
         resources={
             "webhook": webhook_resource(settings),
             **_pipes_resources(settings),
-            "spark": SparkResource(remote=settings.spark_remote),
+            "spark": SparkResource(
+                remote=settings.spark_remote, driver_memory=settings.spark_driver_memory
+            ),
             "lakehouse": LakehouseResource(
                 landing_root=settings.landing_root,
                 lake_root=settings.lake_root,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,9 @@ from urllib.parse import urlparse
 ENV_LANDING_ROOT = "FOODOPS_LANDING_ROOT"
 ENV_LAKE_ROOT = "FOODOPS_LAKE_ROOT"
 ENV_SPARK_REMOTE = "FOODOPS_SPARK_REMOTE"
+ENV_SPARK_DRIVER_MEMORY = "FOODOPS_SPARK_DRIVER_MEMORY"
+# the local JVM's heap: 2g ran out at 1M orders a day (bench/), 3g does not
+DEFAULT_SPARK_DRIVER_MEMORY = "3g"
 ENV_PARTITIONS_START = "FOODOPS_PARTITIONS_START"
 ENV_CONTRACTS_DIR = "FOODOPS_CONTRACTS_DIR"
 ENV_EXECUTOR = "FOODOPS_EXECUTOR"
@@ -63,6 +67,7 @@ class Settings:
     landing_root: str = DEFAULT_LANDING_ROOT
     lake_root: str = DEFAULT_LAKE_ROOT
     spark_remote: str | None = None
+    spark_driver_memory: str = DEFAULT_SPARK_DRIVER_MEMORY  # local Spark only
     partitions_start: str = DEFAULT_PARTITIONS_START
     contracts_dir: str | None = None  # default: resources/contracts of this repository
     # in_process: one process (one Spark session) per run; multiprocess: one per step
@@ -144,6 +149,11 @@ class Settings:
             ) from None
         check_root(ENV_LANDING_ROOT, self.landing_root)
         check_root(ENV_LAKE_ROOT, self.lake_root)
+        if not re.fullmatch(r"[1-9][0-9]*[mMgG]", self.spark_driver_memory):
+            raise ConfigError(
+                f"{ENV_SPARK_DRIVER_MEMORY}={self.spark_driver_memory!r} is not a heap size; "
+                f"use a number with m or g, e.g. {DEFAULT_SPARK_DRIVER_MEMORY}"
+            )
         if self.spark_remote is not None and not self.spark_remote.startswith("sc://"):
             raise ConfigError(
                 f"{ENV_SPARK_REMOTE}={self.spark_remote!r} is not a Spark Connect URL; "
@@ -159,6 +169,7 @@ class Settings:
             ),
             lake_root=_absolute(ENV_LAKE_ROOT, env.get(ENV_LAKE_ROOT) or DEFAULT_LAKE_ROOT),
             spark_remote=env.get(ENV_SPARK_REMOTE) or None,
+            spark_driver_memory=env.get(ENV_SPARK_DRIVER_MEMORY) or DEFAULT_SPARK_DRIVER_MEMORY,
             partitions_start=env.get(ENV_PARTITIONS_START) or DEFAULT_PARTITIONS_START,
             contracts_dir=env.get(ENV_CONTRACTS_DIR) or None,
             executor=env.get(ENV_EXECUTOR) or "in_process",
