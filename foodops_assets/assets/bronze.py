@@ -13,7 +13,15 @@ from ..lakehouse.landing import LandingError, read_whole_files
 from ..lakehouse.resource import LakehouseResource
 from ..lakehouse.spark import SparkResource
 from ..lakehouse.tables import TableRef
-from ..transforms.bronze import bronze_schema, parse_records, partition_date_from_path, split_lines
+from ..transforms.bronze import (
+    NOT_AN_OBJECT,
+    all_lines,
+    bronze_schema,
+    is_blank,
+    parse_records,
+    partition_date_from_path,
+    split_lines,
+)
 from .common import (
     KINDS,
     commit_metadata,
@@ -72,11 +80,14 @@ def daily_bronze_asset(
         context.log.info(f"{contract.name}: reading {len(paths)} files for {partition_label(days)}")
 
         session = spark.spark_session
-        # The landing files are read once: the write, the line accounting, the
-        # whole-file checks and the schema check all reuse the cached text and lines
-        # (uncached, each of them re-read and re-split every landed file).
-        files = read_whole_files(session, paths).persist(StorageLevel.MEMORY_AND_DISK)
-        lines = split_lines(files).persist(StorageLevel.MEMORY_AND_DISK)
+        # The landing files are read and split into lines once: the write, the per-file
+        # line counts and the schema check all reuse the cached lines (blank ones
+        # included, for the counts). The whole texts are not cached: at 1M orders
+        # they crowded a 2 GB heap out.
+        every_line = all_lines(read_whole_files(session, paths)).persist(
+            StorageLevel.MEMORY_AND_DISK
+        )
+        lines = every_line.where(~is_blank(F.col("value")))
         try:
             bronze = parse_records(lines, contract, partition_date_from_path("source_file"))
             write = lakehouse.write_partitions(
@@ -86,12 +97,17 @@ def daily_bronze_asset(
                 description=f"bronze {contract.name}",
                 commit_metadata=commit_metadata(context, table.name, days),
             )
-            stats = _bronze_stats(lakehouse, session, table, days, files)
-            quarantined = _quarantine_whole_file_problems(context, lakehouse, files, by_day)
-            schema_check = _landing_schema_check(lakehouse, session, table, days, lines, contract)
+            # one pass over the cached lines for the per-file counts, two over the written
+            # table for everything else (the lines' JSON is not parsed again)
+            per_file = _per_file_counts(every_line)
+            written = lakehouse.read(session, table, {"partition_date": days})
+            stats, field_lines, first_seen, object_lines = _bronze_stats(
+                written, per_file, contract, lines
+            )
+            quarantined = _quarantine_whole_file_problems(context, lakehouse, per_file, by_day)
+            schema_check = quality.landing_schema(contract, field_lines, object_lines, first_seen)
         finally:
-            lines.unpersist()
-            files.unpersist()
+            every_line.unpersist(blocking=True)
         return dg.MaterializeResult(
             metadata={
                 **write_metadata(write, bronze.schema, contract_descriptions(contract)),
@@ -125,21 +141,28 @@ def _landing_lag_seconds(by_day) -> float:
     return max(time.time() - max(mtimes) / 1e9, 0.0)
 
 
-def _quarantine_whole_file_problems(context, lakehouse, files, by_day) -> list[dict]:
+def _per_file_counts(every_line) -> list:
+    """Per landed file: lines, non-blank lines (records) and whether it holds NUL bytes;
+    one job over the cached lines (a zero-byte file has no row)."""
+    return (
+        every_line.groupBy(F.col("source_file").alias("path"))
+        .agg(
+            F.count(F.lit(1)).alias("lines"),
+            F.sum((~is_blank(F.col("value"))).cast("long")).alias("records"),
+            F.max(F.col("value").contains("\u0000")).alias("binary"),
+        )
+        .collect()
+    )
+
+
+def _quarantine_whole_file_problems(context, lakehouse, per_file, by_day) -> list[dict]:
     """Files that hold no record (zero bytes, or only blank lines) or are not text (NUL
     bytes: binary garbage) are reported and copied to the landing zone's _quarantine with
     the reason. Nothing is dropped: a binary file's lines are in bronze and reach the DLQ
     as parseable_record, so every line stays accounted for."""
     sizes = {f.path: f.size for day_files in by_day.values() for f in day_files}
-    rows = files.select(
-        "path",
-        F.size(F.filter(F.split("content", "\r?\n"), lambda s: F.length(F.trim(s)) > 0)).alias(
-            "records"
-        ),
-        F.col("content").contains("\u0000").alias("binary"),
-    ).collect()
     problems = []
-    for r in rows:
+    for r in per_file:
         size = sizes.get(r["path"])
         if size == 0:
             reason = "zero-byte file: nothing to ingest"
@@ -155,66 +178,75 @@ def _quarantine_whole_file_problems(context, lakehouse, files, by_day) -> list[d
         copy = lakehouse.landing.quarantine(r["path"], reason)
         context.log.warning(f"quarantined {r['path']}: {reason} (copy: {copy})")
         problems.append({"file": r["path"], "reason": reason, "copy": copy})
-    # a zero-byte file may not even appear as a row: Spark skips empty files
-    seen = {r["path"] for r in rows}
+    # a file with no line (zero bytes, or only a BOM) has no row
+    seen = {r["path"] for r in per_file}
     for path, size in sizes.items():
-        if path not in seen and size == 0:
-            reason = "zero-byte file: nothing to ingest"
+        if path not in seen:
+            reason = (
+                "zero-byte file: nothing to ingest"
+                if size == 0
+                else f"empty file ({size} bytes, only blank lines): no records"
+            )
             copy = lakehouse.landing.quarantine(path, reason)
             context.log.warning(f"quarantined {path}: {reason} (copy: {copy})")
             problems.append({"file": path, "reason": reason, "copy": copy})
     return sorted(problems, key=lambda p: p["file"])
 
 
-def _bronze_stats(lakehouse, session, table, days, files) -> dict:
-    """Line accounting of the written partitions, read back from the table."""
-    written = lakehouse.read(session, table, {"partition_date": days})
+def _bronze_stats(written, per_file, contract, lines) -> tuple[dict, dict, dict, int]:
+    """Line accounting of the written partitions, read back from the table: (metadata,
+    field -> landed lines carrying it, where each field outside the contract was first
+    seen, lines holding a JSON object).
+
+    A contract field is carried by some line when its column has a value; only a contract
+    column with no value at all sends us back to the landed JSON, to tell "no line carried
+    it" (a schema change) from "every line carried it as null"."""
+    columns = contract.column_names
     row = written.agg(
         F.count(F.lit(1)).alias("lines"),
         F.count("_rescued_data").alias("rescued"),
         F.count("_parse_error").alias("unparseable"),
         F.count("_extra_fields").alias("with_extra_fields"),
+        # parse_records gives exactly the lines whose JSON has no keys this error
+        F.sum((F.col("_parse_error") == NOT_AN_OBJECT).cast("long")).alias("not_objects"),
+        *[F.count(c).alias(f"_has_{i}") for i, c in enumerate(columns)],
     ).first()
-    extra = [
-        r["field"]
-        for r in written.select(F.explode("_extra_fields").alias("field")).distinct().collect()
-    ]
-    total_lines = files.select(
-        F.sum(F.size(F.split(F.regexp_replace("content", r"\r?\n$", ""), "\r?\n"))).alias("n")
-    ).first()["n"]
-    return {
+    extra = (
+        written.select(F.explode("_extra_fields").alias("field"), "source_file", "source_line")
+        .groupBy("field")
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.min(F.struct("source_file", "source_line")).alias("first"),
+        )
+        .collect()
+    )
+    first_seen = {
+        r["field"]: f"{r['first']['source_file']}:{r['first']['source_line']}" for r in extra
+    }
+    field_lines = {r["field"]: r["n"] for r in extra}
+    field_lines.update({c: row[f"_has_{i}"] for i, c in enumerate(columns) if row[f"_has_{i}"]})
+    never_valued = [c for i, c in enumerate(columns) if not row[f"_has_{i}"]]
+    if never_valued and row["lines"]:
+        field_lines.update(
+            {
+                r["field"]: r["n"]
+                for r in lines.select(F.explode(F.json_object_keys("value")).alias("field"))
+                .where(F.col("field").isin(never_valued))
+                .groupBy("field")
+                .agg(F.count(F.lit(1)).alias("n"))
+                .collect()
+            }
+        )
+    total_lines = sum(int(r["lines"] or 0) for r in per_file)
+    stats = {
         "lines": row["lines"],
-        "blank_lines_skipped": max(int(total_lines or 0) - row["lines"], 0),
+        "blank_lines_skipped": max(total_lines - row["lines"], 0),
         "rescued_lines": row["rescued"],
         "unparseable_lines": row["unparseable"],
         "lines_with_extra_fields": row["with_extra_fields"],
-        "extra_fields_seen": ", ".join(sorted(extra)) or "-",
+        "extra_fields_seen": ", ".join(sorted(first_seen)) or "-",
     }
-
-
-def _landing_schema_check(lakehouse, session, table, days, lines, contract):
-    """Fields of the landed JSON objects, counted, against the contract (WARN on a diff)."""
-    keys = F.json_object_keys("value")
-    per_field = (
-        lines.select(F.explode(keys).alias("field"))
-        .groupBy("field")
-        .agg(F.count(F.lit(1)).alias("n"))
-        .collect()
-    )
-    object_lines = lines.where(keys.isNotNull()).count()
-    written = lakehouse.read(session, table, {"partition_date": days})
-    first_seen = {
-        r["field"]: f"{r['first']['source_file']}:{r['first']['source_line']}"
-        for r in written.select(
-            F.explode("_extra_fields").alias("field"), "source_file", "source_line"
-        )
-        .groupBy("field")
-        .agg(F.min(F.struct("source_file", "source_line")).alias("first"))
-        .collect()
-    }
-    return quality.landing_schema(
-        contract, {r["field"]: r["n"] for r in per_field}, object_lines, first_seen
-    )
+    return stats, field_lines, first_seen, row["lines"] - int(row["not_objects"] or 0)
 
 
 def snapshot_bronze_asset(table: TableRef, contract: Contract) -> dg.AssetsDefinition:
@@ -251,7 +283,18 @@ def snapshot_bronze_asset(table: TableRef, contract: Contract) -> dg.AssetsDefin
             commit_metadata=commit_metadata(context, table.name),
         )
         written = lakehouse.read(session, table)
-        breaking = {rule.name: written.where(~rule_passes(rule)).count() for rule in contract.rules}
+        # every rule and the parse failures in one pass (a rule that is null on a row does
+        # not count as broken, as in a where())
+        counts = written.agg(
+            F.count("_parse_error").alias("_unparseable"),
+            *[
+                F.sum(F.when(~rule_passes(rule), 1).otherwise(0)).alias(f"rule_{i}")
+                for i, rule in enumerate(contract.rules)
+            ],
+        ).first()
+        breaking = {
+            rule.name: int(counts[f"rule_{i}"] or 0) for i, rule in enumerate(contract.rules)
+        }
         key = list(contract.primary_key)
         duplicate_keys = (
             written.where(F.col(key[0]).isNotNull())
@@ -265,7 +308,7 @@ def snapshot_bronze_asset(table: TableRef, contract: Contract) -> dg.AssetsDefin
                 **write_metadata(write, bronze.schema, contract_descriptions(contract)),
                 "snapshot_file": dg.MetadataValue.path(snapshot.path),
                 "landing_files": dg.MetadataValue.json([snapshot.path]),
-                "unparseable_lines": written.where(F.col("_parse_error").isNotNull()).count(),
+                "unparseable_lines": counts["_unparseable"],
                 "duplicate_keys": duplicate_keys,
                 **{f"rule_failures/{name}": n for name, n in breaking.items()},
             }

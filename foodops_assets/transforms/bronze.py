@@ -28,28 +28,43 @@ LINEAGE_COLUMNS = ["source_file", "source_line", "ingested_at"]
 _CORRUPT = "_corrupt_record"
 _PARSED_AS_STRING = ("string", "timestamp", "date")
 _REPLACEMENT_CHAR = "\ufffd"
+NOT_AN_OBJECT = "malformed: not a JSON object"
 
 
-def split_lines(files: DataFrame) -> DataFrame:
-    """Whole files (``path``, ``landed_at``, ``content``) -> one row per non-blank line.
+def all_lines(files: DataFrame) -> DataFrame:
+    """Whole files (``path``, ``landed_at``, ``content``) -> one row per line, blank ones
+    included (``source_file``, ``source_line``, ``ingested_at``, ``value``).
 
     Line numbers are 1-based positions in the file; CRLF and a leading UTF-8
-    BOM are handled. Blank lines carry no record and are dropped here (the
-    caller counts them). ``ingested_at`` is when the file landed, so that
-    re-ingesting the same immutable file reproduces the same rows.
+    BOM are handled; a final newline ends the last line (it does not start an
+    empty one). ``ingested_at`` is when the file landed, so that re-ingesting
+    the same immutable file reproduces the same rows.
     """
-    content = F.regexp_replace(F.col("content"), "^\ufeff", "")
+    # a leading BOM and the final newline go (\z: the very end of the text, where
+    # $ would also match before a last blank line); the array is never kept beside
+    # its exploded rows
+    content = F.regexp_replace(F.col("content"), "^\ufeff|\r?\n\\z", "")
     exploded = files.select(
         F.col("path").alias("source_file"),
         F.col("landed_at").alias("ingested_at"),
         F.posexplode(F.split(content, "\r?\n")).alias("pos", "value"),
     )
-    return exploded.where(F.length(F.trim(F.col("value"))) > 0).select(
+    return exploded.select(
         "source_file",
         (F.col("pos") + 1).cast("long").alias("source_line"),
         "ingested_at",
         "value",
     )
+
+
+def is_blank(value: Column) -> Column:
+    return F.length(F.trim(value)) == 0
+
+
+def split_lines(files: DataFrame) -> DataFrame:
+    """Whole files -> one row per non-blank line (:func:`all_lines` without the blank
+    lines, which carry no record; the caller counts them)."""
+    return all_lines(files).where(~is_blank(F.col("value")))
 
 
 def parse_records(
@@ -106,7 +121,7 @@ def parse_records(
     wrong_fields = F.array_compact(F.array(*problems))
     extra = F.array_except(F.col("_keys"), F.array(*[F.lit(n) for n in contract.column_names]))
     parse_error = (
-        F.when(not_an_object, F.lit("malformed: not a JSON object"))
+        F.when(not_an_object, F.lit(NOT_AN_OBJECT))
         .when(
             F.col("value").contains(_REPLACEMENT_CHAR),
             F.lit("not valid UTF-8 text"),
