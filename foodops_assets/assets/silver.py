@@ -209,6 +209,8 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
             validated = Validated(classified, contract)
             by_dest, conflicts = _counts_by_day(validated)
             bronze_by_day = _count_by_day(bronze)
+            # views of the cached classified rows (a cache of their own cost more to
+            # fill, at 1M orders, than the checks saved by it)
             valid_df, rejected_df = validated.valid, validated.rejected
             rule_counts = {
                 r["rule"]: r["records"] for r in dlq_counts_by_rule(rejected_df).collect()
@@ -300,7 +302,13 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
             )
             try:
                 published_check = _published_check_or_rollback(
-                    context, session, lakehouse, src, days, [(write, where), (dlq_write, dlq_where)]
+                    context,
+                    session,
+                    lakehouse,
+                    src,
+                    days,
+                    [(write, where), (dlq_write, dlq_where)],
+                    expected_duplicates=sum(by_dest[DUPLICATE].values()),
                 )
             except _RolledBack as rolled_back:
                 yield from results
@@ -331,7 +339,8 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
                 check_results=results,
             )
         finally:
-            classified.unpersist()
+            # freed now, not whenever the JVM gets to it: the next step needs the heap
+            classified.unpersist(blocking=True)
 
     return _silver
 
@@ -400,6 +409,7 @@ def _published_check_or_rollback(
     src: SilverSource,
     days: list,
     writes: list,
+    expected_duplicates: int | None = None,
 ) -> dg.AssetCheckResult:
     """Read the published partitions back; on an inconsistency roll back every table this
     step wrote (newest write first) and fail the step, saying which version is live."""
@@ -412,6 +422,7 @@ def _published_check_or_rollback(
         ),
         src.contract.primary_key,
         partition_label(days),
+        expected_duplicates=expected_duplicates,
     )
     silver_write = writes[0][0]
     if check.passed:
