@@ -180,7 +180,9 @@ def test_materialise_a_partition_from_the_ui_in_a_real_browser(lake, spark_resou
                 selector.click()
                 selector.send_keys(DAY.isoformat(), Keys.ENTER)
                 wait.until(
-                    EC.text_to_be_present_in_element((By.XPATH, "//*[@role='dialog']"), "1 partition")
+                    EC.text_to_be_present_in_element(
+                        (By.XPATH, "//*[@role='dialog']"), "1 partition"
+                    )
                 )
                 time.sleep(2)  # let the dialog settle on the new selection
                 browser.save_screenshot(str(ARTIFACTS / "3-partition-selected.png"))
