@@ -4,8 +4,9 @@ Each sensor keeps a cursor (:mod:`foodops_assets.lakehouse.arrivals`) so a
 tick lists only the ``date=`` directories that changed, survives restarts
 (the cursor lives in the Dagster instance) and requests each set of files
 once (stable run keys). A new file in ``orders/date=D/`` requests a run of
-``orders_raw`` for partition D — an old D for a late file; silver, gold and
-the rest follow through declarative automation (``automation.py``).
+``orders_raw`` (and ``orders_valid``, in the same run) for partition D — an old D
+for a late file; the other silver tables, gold and the rest follow through
+declarative automation (``automation.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ DAILY_SOURCES = {
     "orders": tables.ORDERS_RAW.name,
     "deliveries": tables.DELIVERIES_RAW.name,
     "reviews": tables.REVIEWS_RAW.name,
+}
+# Silver that a landed file reaches in the sensor's own run (one process, one JVM start,
+# no wait for the next automation tick): orders_valid reads only orders_raw and the
+# reference snapshots. deliveries_valid and reviews_valid look their orders up in
+# orders_valid, so they wait for it through declarative automation.
+SILVER_IN_THE_SAME_RUN = {
+    "orders": tables.ORDERS_VALID.name,
 }
 SNAPSHOT_SOURCES = {
     "restaurants": tables.RESTAURANTS.name,
@@ -76,13 +84,18 @@ def _daily_sensor(
     settings: Settings,
     partitions_def: dg.TimeWindowPartitionsDefinition,
 ) -> dg.SensorDefinition:
+    selection = [dg.AssetKey(asset)]
+    if source in SILVER_IN_THE_SAME_RUN:
+        selection.append(dg.AssetKey(SILVER_IN_THE_SAME_RUN[source]))
+    also = f" and {SILVER_IN_THE_SAME_RUN[source]}" if source in SILVER_IN_THE_SAME_RUN else ""
+
     @dg.sensor(
         name=arrival_sensor_name(source),
         description=(
-            f"Requests {asset} for the partition of every new file under "
+            f"Requests {asset}{also} for the partition of every new file under "
             f"<landing>/{source}/date=YYYY-MM-DD/ (a late file requests its old partition)."
         ),
-        target=[dg.AssetKey(asset)],
+        target=selection,
         minimum_interval_seconds=settings.sensor_interval_seconds,
         default_status=default_status(settings),
     )
@@ -110,7 +123,7 @@ def _daily_sensor(
                 dg.RunRequest(
                     run_key=arrival.run_key,
                     partition_key=arrival.partition,
-                    asset_selection=[dg.AssetKey(asset)],
+                    asset_selection=selection,
                     tags={
                         **run_tags(settings),
                         TRIGGER_TAG: "file_arrival",

@@ -108,6 +108,22 @@ def test_downstream_follows_updates_and_never_failed_circuit_breakers(lake, inst
     assert tick() == {}
 
 
+def test_a_file_arrival_run_of_bronze_and_silver_leaves_the_automation_only_gold(lake, instance):
+    """The orders sensor's run materialises orders_raw and orders_valid together: the next
+    tick requests what follows silver, not silver again."""
+    defs = build_definitions(lake.settings)
+    tick = Ticks(defs, instance)
+    materialized(instance, "restaurants")
+    materialized(instance, "dishes")
+    assert tick() == {}
+    materialized(instance, "orders_raw", D)
+    materialized(instance, "orders_valid", D, checks=blocking_checks(defs, "orders_valid"))
+    requested = tick()
+    assert "orders_valid" not in requested
+    assert requested["restaurant_daily_sales"] == [D]
+    assert tick() == {}
+
+
 def test_the_automation_sensor_and_the_schedule_are_defined(lake):
     repo = build_definitions(lake.settings).get_repository_def()
     sensor = repo.get_sensor_def(AUTOMATION_SENSOR)

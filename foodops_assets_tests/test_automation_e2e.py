@@ -1,9 +1,9 @@
 """The platform runs itself: a real Dagster instance and daemon, sensors on.
 
 One daemon start checks the chain a user relies on: a file lands -> the orders sensor
-requests bronze for its partition -> the run succeeds -> declarative automation
-requests silver -> the silver table gains the rows; the reference sensors do not
-reload snapshots bronze already holds; the runs carry the run timeout tag.
+requests bronze and silver for its partition in one run -> the silver table gains the
+rows -> declarative automation requests what follows silver (gold); the reference
+sensors do not reload snapshots bronze already holds; the runs carry the run timeout tag.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ def _runs(instance) -> list[dg.DagsterRun]:
     return list(instance.get_runs())
 
 
-def test_a_landed_file_flows_to_silver_through_sensor_and_automation(lake, spark_resource):
+def test_a_landed_file_reaches_silver_in_the_sensor_run_and_gold_through_automation(
+    lake, spark_resource
+):
     env = subprocess_env(
         lake,
         FOODOPS_SENSOR_INTERVAL_SECONDS="5",
@@ -70,6 +72,24 @@ def _flow(lake, spark_resource, env, instance):
             f"{[(r.job_name, r.status, dict(r.tags)) for r in _runs(instance)]}\n"
             + (lake.root / "dagster-daemon.log").read_text()[-4000:]
         )
+        # declarative automation takes over after silver: a run for the orders gold of D
+        gold = None
+        while gold is None and time.monotonic() < deadline:
+            gold = next(
+                (
+                    r
+                    for r in _runs(instance)
+                    if r.tags.get("foodops/trigger") == "automation"
+                    and dg.AssetKey("restaurant_daily_sales") in (r.asset_selection or ())
+                    and r.tags.get("dagster/partition") == D.isoformat()
+                ),
+                None,
+            )
+            time.sleep(2)
+        assert gold is not None, (
+            f"automation requested no gold for {D} within {WAIT_SECONDS}s; runs: "
+            f"{[(r.job_name, r.status, dict(r.tags)) for r in _runs(instance)]}"
+        )
         runs = {r.run_id: r for r in _runs(instance)}
 
     # the silver table gained the landed rows
@@ -81,12 +101,17 @@ def _flow(lake, spark_resource, env, instance):
     )
     assert bronze_run.status == dg.DagsterRunStatus.SUCCESS
     assert bronze_run.tags["dagster/partition"] == D.isoformat()
-    assert bronze_run.asset_selection == {dg.AssetKey("orders_raw")}
+    assert bronze_run.asset_selection == {dg.AssetKey("orders_raw"), dg.AssetKey("orders_valid")}
     assert bronze_run.tags["dagster/max_runtime"] == "7200"
-    # silver came from declarative automation, not from the sensor's run
-    silver_run = runs[silver.run_id]
-    assert silver_run.tags.get("foodops/trigger") == "automation"
-    assert dg.AssetKey("orders_valid") in silver_run.asset_selection
+    # silver came from the sensor's own run (one process, one JVM), and only from it
+    assert silver.run_id == bronze_run.run_id
+    assert not [
+        r
+        for r in runs.values()
+        if dg.AssetKey("orders_valid") in (r.asset_selection or ())
+        and r.run_id != bronze_run.run_id
+    ]
+    assert gold.tags["dagster/max_runtime"] == "7200"
     # the snapshot sensors saw snapshots that bronze already holds: no reload
     assert not [
         r for r in runs.values() if r.tags.get("foodops/source") in ("restaurants", "dishes")
