@@ -265,6 +265,9 @@ def snapshot_bronze_asset(table: TableRef, contract: Contract) -> dg.AssetsDefin
             ),
         },
         tags={"layer": "bronze", "source": contract.name},
+        # first in a run that holds them: they are small, silver's reference checks read
+        # them, and a missing snapshot fails the run before the large daily steps start
+        op_tags={"dagster/priority": "1"},
     )
     def _snapshot(
         context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
