@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run_all.py [--orders 1000000] [--backfill-orders 50000]
         [--backfill-days 30] [--sensor-files 10000 100000] [--skip backfill,landing]
+        [--repeat 3]
 
 Generates its own data with `foodops generate` into a temporary directory and prints one
 ``name: value`` line per figure, then a short table:
@@ -27,6 +28,7 @@ import datetime as dt
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -160,32 +162,49 @@ def landed_lines(landing: Path, day: dt.date) -> int:
     return n
 
 
-def bench_e2e(root: Path, orders: int, log: Path, figures: dict) -> None:
+def bench_e2e(root: Path, orders: int, log: Path, figures: dict, repeat: int = 1) -> None:
+    """e2e, bare and floor over the same landed day; with repeat > 1 they alternate
+    (e2e, bare, floor, e2e, ...) and each figure is the median of its repetitions."""
     scale = _scale(orders)
     landing = root / "landing"
     generate(landing, DAY, 1, orders, dict(os.environ), log)
     lines = landed_lines(landing, DAY)
-    env = instance_env(root / "e2e", landing, root / "e2e" / "lake")
-    # one command, one run, one JVM: the reference snapshots (unpartitioned) and the
-    # partition's daily assets together, as a user materialising "everything for D" would
-    step_log = root / "e2e.log"
-    e2e, peak = materialize(env, step_log, f"{REFERENCE},{DAILY}", partition=DAY.isoformat())
-    steps = STEP_RE.findall(step_log.read_text())
-    with open(log, "a") as out:
-        out.write(step_log.read_text())
-    # the baseline and the JSON floor are the same script over the same data; --floor only reads
-    bare_cmd = [
-        sys.executable,
-        str(BENCH / "bare_spark.py"),
-        "--landing",
-        str(landing),
-        "--lake",
-        str(root / "bare" / "lake"),
-        "--date",
-        DAY.isoformat(),
-    ]
-    bare, _ = timed(bare_cmd, dict(os.environ), log)
-    floor, _ = timed([*bare_cmd, "--floor"], dict(os.environ), log)
+    e2e_s, bare_s, floor_s, peaks = [], [], [], []
+    steps: list = []
+    for rep in range(repeat):
+        env = instance_env(root / f"e2e{rep}", landing, root / f"e2e{rep}" / "lake")
+        # one command, one run, one JVM: the reference snapshots (unpartitioned) and the
+        # partition's daily assets together, as a user materialising "everything for D" would
+        step_log = root / f"e2e{rep}.log"
+        e2e, peak = materialize(env, step_log, f"{REFERENCE},{DAILY}", partition=DAY.isoformat())
+        steps = STEP_RE.findall(step_log.read_text())
+        with open(log, "a") as out:
+            out.write(step_log.read_text())
+        # the baseline and the JSON floor are the same script over the same data; --floor
+        # only reads
+        bare_cmd = [
+            sys.executable,
+            str(BENCH / "bare_spark.py"),
+            "--landing",
+            str(landing),
+            "--lake",
+            str(root / f"bare{rep}" / "lake"),
+            "--date",
+            DAY.isoformat(),
+        ]
+        bare, _ = timed(bare_cmd, dict(os.environ), log)
+        floor, _ = timed([*bare_cmd, "--floor"], dict(os.environ), log)
+        e2e_s.append(e2e)
+        bare_s.append(bare)
+        floor_s.append(floor)
+        peaks.append(peak)
+        if repeat > 1:
+            print(
+                f"# repetition {rep + 1}: e2e {e2e:.2f} s, bare {bare:.2f} s, floor {floor:.2f} s, "
+                f"ratio {e2e / bare:.3f}",
+                flush=True,
+            )
+    e2e, bare, floor = (statistics.median(v) for v in (e2e_s, bare_s, floor_s))
     figures[f"landed_lines_{scale}"] = lines
     figures[f"e2e_seconds_{scale}"] = round(e2e, 2)
     figures[f"bare_spark_seconds_{scale}"] = round(bare, 2)
@@ -193,8 +212,10 @@ def bench_e2e(root: Path, orders: int, log: Path, figures: dict) -> None:
     figures[f"json_scan_floor_seconds_{scale}"] = round(floor, 2)
     figures["e2e_over_floor"] = round(e2e / floor, 2)
     figures["rows_per_second"] = round(lines / e2e)
-    figures["peak_rss_gib"] = round(peak / 2**30, 2)
-    print("# e2e steps, slowest first (seconds):", flush=True)
+    figures["peak_rss_gib"] = round(max(peaks) / 2**30, 2)
+    if repeat > 1:
+        figures["repetitions"] = repeat
+    print("# e2e steps of the last repetition, slowest first (seconds):", flush=True)
     for name, secs in sorted(steps, key=lambda s: -float(s[1])):
         print(f"#   {name:<28} {float(secs):7.2f}", flush=True)
 
@@ -308,6 +329,12 @@ def main() -> None:
     parser.add_argument("--sensor-files", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--skip", default="", help="comma list of: e2e,sensor,backfill,landing")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="e2e, bare and floor this many times, alternating; figures are medians",
+    )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     root = Path(tempfile.mkdtemp(prefix="foodops-bench-"))
@@ -316,7 +343,7 @@ def main() -> None:
     figures: dict = {}
     try:
         steps = [
-            ("e2e", lambda: bench_e2e(root, args.orders, log, figures)),
+            ("e2e", lambda: bench_e2e(root, args.orders, log, figures, args.repeat)),
             ("sensor", lambda: bench_sensor(args.sensor_files, figures, log)),
             (
                 "backfill",
