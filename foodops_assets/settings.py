@@ -20,7 +20,8 @@ ENV_LANDING_ROOT = "FOODOPS_LANDING_ROOT"
 ENV_LAKE_ROOT = "FOODOPS_LAKE_ROOT"
 ENV_SPARK_REMOTE = "FOODOPS_SPARK_REMOTE"
 ENV_SPARK_DRIVER_MEMORY = "FOODOPS_SPARK_DRIVER_MEMORY"
-# the local JVM's heap: 2g ran out at 1M orders a day (bench/), 3g does not
+# the local JVM's heap: 2g ran out at 1M orders a day while bronze cached whole landing
+# texts; 3g leaves headroom at that scale (bench/: peak RSS of the whole run 4.5 GiB)
 DEFAULT_SPARK_DRIVER_MEMORY = "3g"
 ENV_PARTITIONS_START = "FOODOPS_PARTITIONS_START"
 ENV_CONTRACTS_DIR = "FOODOPS_CONTRACTS_DIR"
