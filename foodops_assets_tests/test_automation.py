@@ -67,12 +67,19 @@ class Ticks:
         }
 
 
-def test_downstream_follows_updates_and_never_failed_circuit_breakers(lake, instance):
+def snapshots_loaded(lake, instance) -> tuple:
+    """The definitions and their automation ticks over an instance that holds the
+    reference snapshots; the first tick requests nothing."""
     defs = build_definitions(lake.settings)
     tick = Ticks(defs, instance)
     materialized(instance, "restaurants")
     materialized(instance, "dishes")
     assert tick() == {}
+    return defs, tick
+
+
+def test_downstream_follows_updates_and_never_failed_circuit_breakers(lake, instance):
+    defs, tick = snapshots_loaded(lake, instance)
 
     # the orders sensor loaded bronze for D: silver of D follows, nothing else
     materialized(instance, "orders_raw", D)
@@ -111,11 +118,7 @@ def test_downstream_follows_updates_and_never_failed_circuit_breakers(lake, inst
 def test_a_file_arrival_run_of_bronze_and_silver_leaves_the_automation_only_gold(lake, instance):
     """The orders sensor's run materialises orders_raw and orders_valid together: the next
     tick requests what follows silver, not silver again."""
-    defs = build_definitions(lake.settings)
-    tick = Ticks(defs, instance)
-    materialized(instance, "restaurants")
-    materialized(instance, "dishes")
-    assert tick() == {}
+    defs, tick = snapshots_loaded(lake, instance)
     materialized(instance, "orders_raw", D)
     materialized(instance, "orders_valid", D, checks=blocking_checks(defs, "orders_valid"))
     requested = tick()
@@ -141,11 +144,7 @@ def test_the_automation_sensor_and_the_schedule_are_defined(lake):
 def test_late_reviews_reach_the_rolling_ratings_of_the_following_days(lake, instance):
     """The 30-day rolling window is a long trailing window: missing days inside it do not
     block, and a late day of reviews re-requests the ratings of every day whose window holds it."""
-    defs = build_definitions(lake.settings)
-    tick = Ticks(defs, instance)
-    materialized(instance, "restaurants")
-    materialized(instance, "dishes")
-    assert tick() == {}
+    defs, tick = snapshots_loaded(lake, instance)
     checks = blocking_checks(defs, "reviews_valid")
     for back in (5, 4, 3, 2):
         materialized(
