@@ -39,8 +39,7 @@ def published_consistency(
     if expected_duplicates is not None:
         fast = _bitmap_placement(bronze, silver, dlq)
         if fast is not None and fast[3] == expected_duplicates:
-            placed_once, duplicates = fast[2], fast[3]
-            placement = (0, 0, placed_once, 0, duplicates)
+            placement = (0, 0, fast[2], 0, fast[3])  # nothing misplaced, nothing lost
     if placement is None:
         placement = _placement(bronze, silver, dlq, key, hashed=True)
         if placement[0] or placement[1] or placement[3]:
