@@ -212,6 +212,11 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
             # views of the cached classified rows (a cache of their own cost more to
             # fill, at 1M orders, than the checks saved by it)
             valid_df, rejected_df = validated.valid, validated.rejected
+            # the rows as the writer will commit them: with the arrow writer they are
+            # collected here once, the contract and unique-key checks run on exactly
+            # those rows in this process (pandera.polars and Arrow: ~0.2 s at 1M orders,
+            # against ~5 s of Spark jobs) and the write reuses them
+            valid_rows = lakehouse.rows_for_write(valid_df)
             rule_counts = {
                 r["rule"]: r["records"] for r in dlq_counts_by_rule(rejected_df).collect()
             }
@@ -220,11 +225,11 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
             results = [
                 quality.not_empty(by_dest[SILVER], days),
                 quality.dlq_rate(bronze_by_day, by_dest[DLQ], max_dlq_rate),
-                quality.unique_key(valid_df, contract.primary_key),
+                quality.unique_key(valid_rows, contract.primary_key),
                 quality.conservation(
                     bronze_by_day, by_dest[SILVER], by_dest[DLQ], by_dest[DUPLICATE]
                 ),
-                quality.contract(valid_df, contract, start, end),
+                quality.contract(valid_rows, contract, start, end),
             ]
             if src.reference_check is not None:
                 results.append(
@@ -294,7 +299,7 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
                     },
                 )
             write = lakehouse.write_partitions(
-                valid_df,
+                valid_rows,
                 src.silver,
                 where,
                 description=f"silver {contract.name}",

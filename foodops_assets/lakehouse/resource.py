@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
 from pydantic import Field
 from pyspark.sql import DataFrame, SparkSession
 
@@ -22,7 +23,7 @@ from ..settings import (
 from . import delta_spark
 from .delta import DeltaStore, PartitionValues, WriteResult
 from .landing import LandingZone
-from .spark_delta import read_delta, resolve_writer, write_partitions, write_table
+from .spark_delta import read_delta, resolve_writer, rows_for_write, write_partitions, write_table
 from .tables import TableRef
 
 
@@ -104,9 +105,14 @@ class LakehouseResource(dg.ConfigurableResource):
             return delta_spark.read(spark, self.store, table, where)
         return read_delta(spark, self.store, table, where)
 
+    def rows_for_write(self, df: DataFrame) -> DataFrame | pa.Table:
+        """``df`` as the configured writer commits it (see ``spark_delta.rows_for_write``):
+        Arrow rows in this process for the arrow writer, else ``df``."""
+        return rows_for_write(df, self.delta_writer)
+
     def write_partitions(
         self,
-        df: DataFrame,
+        df: DataFrame | pa.Table,
         table: TableRef,
         where: PartitionValues,
         *,

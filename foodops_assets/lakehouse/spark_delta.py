@@ -73,8 +73,17 @@ def read_delta(
     return df.select(*columns)
 
 
+def rows_for_write(df: DataFrame, writer: str = "arrow") -> DataFrame | pa.Table:
+    """``df`` as ``writer`` will commit it: for the arrow backend the rows themselves,
+    collected into this process once (so they can be checked before the write and then
+    written without a second pass); for the others ``df`` unchanged."""
+    if resolve_writer(writer, df.sparkSession) == "arrow":
+        return _to_arrow(df)
+    return df
+
+
 def write_partitions(
-    df: DataFrame,
+    df: DataFrame | pa.Table,
     store: DeltaStore,
     table: TableRef,
     where: PartitionValues,
@@ -83,7 +92,13 @@ def write_partitions(
     commit_metadata: dict[str, Any] | None = None,
     writer: str = "arrow",
 ) -> WriteResult:
-    """Replace the partitions in ``where`` with the rows of ``df`` (one Delta commit)."""
+    """Replace the partitions in ``where`` with the rows of ``df`` (one Delta commit).
+
+    ``df`` may be Arrow rows from :func:`rows_for_write` (arrow backend only)."""
+    if isinstance(df, pa.Table):
+        return store.replace_partitions(
+            df, table, where, description=description, commit_metadata=commit_metadata
+        )
     writer = resolve_writer(writer, df.sparkSession)
     if writer == "spark_files":
         return spark_files.write_partitions(

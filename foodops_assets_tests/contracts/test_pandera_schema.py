@@ -1,12 +1,26 @@
 import datetime as dt
 from decimal import Decimal
 
+import pytest
+
 from foodops_assets.contracts import load_contract
 from foodops_assets.contracts.pandera_schema import validate
 from foodops_assets.contracts.spark import spark_schema
 
 START = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 END = START + dt.timedelta(days=1)
+
+
+@pytest.fixture(params=["pyspark", "polars"])
+def rows(request, spark):
+    """Records as pandera gets them: a Spark DataFrame (pandera.pyspark), or the Arrow
+    rows the arrow writer publishes (pandera.polars). Every test holds for both."""
+
+    def make(records, schema):
+        df = spark.createDataFrame(records, schema)
+        return df if request.param == "pyspark" else df.toArrow()
+
+    return make
 
 
 def _rows(**overrides):
@@ -26,16 +40,16 @@ def _rows(**overrides):
     return [row]
 
 
-def test_pandera_accepts_records_that_honour_the_contract(spark):
+def test_pandera_accepts_records_that_honour_the_contract(rows):
     contract = load_contract("orders")
-    df = spark.createDataFrame(_rows(), spark_schema(contract))
+    df = rows(_rows(), spark_schema(contract))
     report = validate(df, contract, START, END)
     assert report.passed, report.summary
 
 
-def test_pandera_names_the_column_and_check_that_fail(spark):
+def test_pandera_names_the_column_and_check_that_fail(rows):
     contract = load_contract("orders")
-    df = spark.createDataFrame(
+    df = rows(
         _rows(price=Decimal("-1.00")) + _rows(order_id="o-2", status="lost"),
         spark_schema(contract),
     )
@@ -45,9 +59,9 @@ def test_pandera_names_the_column_and_check_that_fail(spark):
     assert "status" in report.summary and "valid_status" in report.summary
 
 
-def test_pandera_rejects_a_null_in_a_required_column(spark):
+def test_pandera_rejects_a_null_in_a_required_column(rows):
     contract = load_contract("orders")
-    df = spark.createDataFrame(_rows(user_id=None), spark_schema(contract))
+    df = rows(_rows(user_id=None), spark_schema(contract))
     report = validate(df, contract, START, END)
     assert not report.passed
     assert "user_id" in report.summary
@@ -69,30 +83,30 @@ def _delivery(**overrides):
     return row
 
 
-def test_pandera_checks_the_multi_column_delivery_rules_under_their_names(spark):
+def test_pandera_checks_the_multi_column_delivery_rules_under_their_names(rows):
     contract = load_contract("deliveries")
     good = [
         _delivery(),
         _delivery(delivery_id="dl-2", status="cancelled", picked_up_at=None, delivered_at=None),
         _delivery(delivery_id="dl-3", status="failed", delivered_at=None),
     ]
-    report = validate(spark.createDataFrame(good, spark_schema(contract)), contract, START, END)
+    report = validate(rows(good, spark_schema(contract)), contract, START, END)
     assert report.passed, report.summary
 
     bad = [
         _delivery(status="failed"),  # delivered_at without being delivered
         _delivery(delivery_id="dl-2", picked_up_at=dt.datetime(2026, 11, 20, 11, 0)),
     ]
-    report = validate(spark.createDataFrame(bad, spark_schema(contract)), contract, START, END)
+    report = validate(rows(bad, spark_schema(contract)), contract, START, END)
     assert not report.passed
     assert "delivered_at_iff_delivered" in report.summary
     assert "timestamps_ordered" in report.summary
     assert "non_negative_distance" not in report.summary
 
 
-def test_pandera_lets_delivered_at_be_null_but_not_assigned_at(spark):
+def test_pandera_lets_delivered_at_be_null_but_not_assigned_at(rows):
     contract = load_contract("deliveries")
-    df = spark.createDataFrame(
+    df = rows(
         [_delivery(status="cancelled", picked_up_at=None, delivered_at=None, assigned_at=None)],
         spark_schema(contract),
     )

@@ -19,7 +19,12 @@ from pyspark.sql import functions as F
 from foodops_assets.lakehouse import spark_files
 from foodops_assets.lakehouse.delta import DeltaStore, PredicateError
 from foodops_assets.lakehouse.delta_spark import DeltaSparkUnavailable
-from foodops_assets.lakehouse.spark_delta import read_delta, write_partitions, write_table
+from foodops_assets.lakehouse.spark_delta import (
+    read_delta,
+    rows_for_write,
+    write_partitions,
+    write_table,
+)
 from foodops_assets.lakehouse.tables import DEAD_LETTER_QUEUE, TableRef
 
 T = TableRef("silver", "things", ("partition_date",))
@@ -111,6 +116,25 @@ def test_arrow_and_spark_files_give_the_same_table(spark, tmp_path):
     d2 = _stats_by_partition(files)[(("partition_date", D2),)]
     assert d2["rows"] == 25 and d2["nulls"]["n"] == 5 and d2["min"]["price"] == Decimal("0.00")
     assert len(d2["max"]["note"]) == 64  # long strings are cut as delta-rs cuts them
+
+
+def test_rows_collected_for_the_arrow_writer_are_written_as_the_dataframe_would_be(spark, tmp_path):
+    # silver collects its rows once (pandera checks them) and writes those same rows
+    df = _df(spark, _rows(D1, 40) + _rows(D2, 30))
+    rows = rows_for_write(df, "arrow")
+    assert isinstance(rows, pa.Table) and rows.num_rows == 70
+    assert rows_for_write(df, "spark_files") is df  # the cluster writes, nothing collected
+
+    collected, direct = DeltaStore(str(tmp_path / "rows")), DeltaStore(str(tmp_path / "df"))
+    where = {"partition_date": [D1, D2]}
+    w = write_partitions(rows, collected, T, where, writer="arrow")
+    write_partitions(df, direct, T, where, writer="arrow")
+    assert (w.writer, w.version, w.rows_written) == ("arrow", 0, 70)
+    assert _delta_rs_content(collected).equals(_delta_rs_content(direct))
+    # delta-rs's predicate guard holds for collected rows too: D2 rows are refused under D1
+    with pytest.raises(Exception, match="(?i)invalid data|predicate"):
+        write_partitions(rows, collected, T, {"partition_date": [D1]}, writer="arrow")
+    assert DeltaTable(collected.uri(T)).version() == 0
 
 
 def test_a_spark_files_write_is_one_idempotent_commit_of_only_the_named_partitions(spark, tmp_path):
