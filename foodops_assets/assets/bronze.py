@@ -102,7 +102,11 @@ def daily_bronze_asset(
             per_file = _per_file_counts(every_line)
             written = lakehouse.read(session, table, {"partition_date": days})
             stats, field_lines, first_seen, object_lines = _bronze_stats(
-                written, per_file, contract, lines
+                written,
+                per_file,
+                contract,
+                lines,
+                lakehouse.store.column_stats(table, {"partition_date": days}),
             )
             quarantined = _quarantine_whole_file_problems(context, lakehouse, per_file, by_day)
             schema_check = quality.landing_schema(contract, field_lines, object_lines, first_seen)
@@ -193,24 +197,39 @@ def _quarantine_whole_file_problems(context, lakehouse, per_file, by_day) -> lis
     return sorted(problems, key=lambda p: p["file"])
 
 
-def _bronze_stats(written, per_file, contract, lines) -> tuple[dict, dict, dict, int]:
-    """Line accounting of the written partitions, read back from the table: (metadata,
-    field -> landed lines carrying it, where each field outside the contract was first
-    seen, lines holding a JSON object).
+def _bronze_stats(written, per_file, contract, lines, log=None) -> tuple[dict, dict, dict, int]:
+    """Line accounting of the written partitions: (metadata, field -> landed lines carrying
+    it, where each field outside the contract was first seen, lines holding a JSON object).
 
+    Rows and values per column come from the Delta log's file statistics of the written
+    partitions (``log``: ``DeltaStore.column_stats``) when it has them, else from a pass
+    over the table; extra fields and non-objects are read back from the table.
     A contract field is carried by some line when its column has a value; only a contract
     column with no value at all sends us back to the landed JSON, to tell "no line carried
     it" (a schema change) from "every line carried it as null"."""
     columns = contract.column_names
-    row = written.agg(
-        F.count(F.lit(1)).alias("lines"),
-        F.count("_rescued_data").alias("rescued"),
-        F.count("_parse_error").alias("unparseable"),
-        F.count("_extra_fields").alias("with_extra_fields"),
-        # parse_records gives exactly the lines whose JSON has no keys this error
-        F.sum((F.col("_parse_error") == NOT_AN_OBJECT).cast("long")).alias("not_objects"),
-        *[F.count(c).alias(f"_has_{i}") for i, c in enumerate(columns)],
-    ).first()
+    # parse_records gives exactly the lines whose JSON has no keys this error
+    not_objects = F.sum((F.col("_parse_error") == NOT_AN_OBJECT).cast("long")).alias("not_objects")
+    counted = ["_rescued_data", "_parse_error", *columns]
+    if log is not None and all(log.non_null(c) is not None for c in counted):
+        row = {
+            "lines": log.rows,
+            "rescued": log.non_null("_rescued_data"),
+            "unparseable": log.non_null("_parse_error"),
+            **{f"_has_{i}": log.non_null(c) for i, c in enumerate(columns)},
+            **written.agg(F.count("_extra_fields").alias("with_extra_fields"), not_objects)
+            .first()
+            .asDict(),
+        }
+    else:
+        row = written.agg(
+            F.count(F.lit(1)).alias("lines"),
+            F.count("_rescued_data").alias("rescued"),
+            F.count("_parse_error").alias("unparseable"),
+            F.count("_extra_fields").alias("with_extra_fields"),
+            not_objects,
+            *[F.count(c).alias(f"_has_{i}") for i, c in enumerate(columns)],
+        ).first()
     extra = (
         written.select(F.explode("_extra_fields").alias("field"), "source_file", "source_line")
         .groupBy("field")
@@ -219,6 +238,8 @@ def _bronze_stats(written, per_file, contract, lines) -> tuple[dict, dict, dict,
             F.min(F.struct("source_file", "source_line")).alias("first"),
         )
         .collect()
+        if row["with_extra_fields"]
+        else []
     )
     first_seen = {
         r["field"]: f"{r['first']['source_file']}:{r['first']['source_line']}" for r in extra

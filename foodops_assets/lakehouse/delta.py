@@ -55,6 +55,19 @@ class Rollback:
         }
 
 
+@dataclass(frozen=True)
+class ColumnStats:
+    """Rows and per-column null counts of some of a table's files, from the Delta log."""
+
+    rows: int
+    nulls: Mapping[str, int]  # only the columns every file has a null count for
+
+    def non_null(self, column: str) -> int | None:
+        """Rows with a value in ``column``; None when the log does not say."""
+        n = self.nulls.get(column)
+        return None if n is None else self.rows - n
+
+
 class PredicateError(ValueError):
     """A partition predicate that could rewrite more than the named partitions."""
 
@@ -340,6 +353,32 @@ class DeltaStore:
         filters = _filters(table, where)
         return dt_.file_uris(file_pruning_predicate=filters or None)
 
+    def column_stats(
+        self, table: TableRef, where: PartitionValues | None = None
+    ) -> ColumnStats | None:
+        """Rows and null counts of the current snapshot's files in ``where``, summed from the
+        file statistics in the Delta log (no data is read). None when a file has no row
+        count; a column some file has no null count for (e.g. an array) is left out."""
+        _filters(table, where)  # validated like any partition selection
+        actions = pa.table(self._open(table).get_add_actions(flatten=True)).to_pylist()
+        wanted = {k: {_partition_text(v) for v in values} for k, values in (where or {}).items()}
+        files = [
+            a
+            for a in actions
+            if all(_partition_text(a.get(f"partition.{k}")) in vs for k, vs in wanted.items())
+        ]
+        if any(a.get("num_records") is None for a in files):
+            return None
+        columns = {
+            k.removeprefix("null_count.") for a in files for k in a if k.startswith("null_count.")
+        }
+        nulls = {
+            c: sum(a[f"null_count.{c}"] for a in files)
+            for c in columns
+            if all(a.get(f"null_count.{c}") is not None for a in files)
+        }
+        return ColumnStats(sum(a["num_records"] for a in files), nulls)
+
     def can_read_files_directly(self, table: TableRef) -> bool:
         features = set(self._open(table).protocol().reader_features or [])
         return not (features & _UNSAFE_FOR_FILE_READ)
@@ -370,6 +409,13 @@ def _filters(table: TableRef, where: PartitionValues | None) -> list[tuple[str, 
             _literal(column, value)
         out.append((column, "in", list(values)))
     return out
+
+
+def _partition_text(value: Any) -> str | None:
+    """A partition value as the log spells it (dates as ISO text), for comparisons."""
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
 
 
 def _commit_properties(metadata: Mapping[str, Any] | None) -> CommitProperties | None:

@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
@@ -147,3 +148,28 @@ def test_reads_with_a_partition_filter_and_time_travel_restore(spark, tmp_path):
     store.restore(T, 0)
     assert _content(spark, store) == [("a", 1, D1), ("b", 2, D2)]
     assert store.version(T) == 2  # a restore is itself a new version
+
+
+def test_column_stats_sum_the_logs_file_statistics_of_the_named_partitions(tmp_path):
+    # bronze's line accounting reads these instead of scanning the table
+    store = DeltaStore(str(tmp_path))
+    rows = pa.table(
+        {
+            "id": ["a", None, "c", "d", None],
+            "tags": [["x"], None, None, ["y"], ["z"]],
+            "partition_date": [D1, D1, D1, D2, D2],
+        }
+    )
+    store.replace_partitions(rows, T, {"partition_date": [D1, D2]})
+    store.replace_partitions(rows.slice(3), T, {"partition_date": [D2]})  # a second file
+
+    d1 = store.column_stats(T, {"partition_date": [D1]})
+    assert (d1.rows, d1.non_null("id")) == (3, 2)
+    both = store.column_stats(T, {"partition_date": [D1, D2]})
+    assert (both.rows, both.non_null("id")) == (5, 3)
+    assert store.column_stats(T).rows == 5
+    # delta-rs keeps no null count for an array: unknown, not zero
+    assert both.non_null("tags") is None
+    assert store.column_stats(T, {"partition_date": [D3]}).rows == 0
+    with pytest.raises(PredicateError):
+        store.column_stats(T, {"id": ["a"]})
