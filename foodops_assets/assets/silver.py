@@ -23,6 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ..checks import names, published, quality
+from ..checks.published import Fingerprint
 from ..contracts import Contract
 from ..contracts.spark import spark_type
 from ..lakehouse.delta import TableNotMaterialized
@@ -36,6 +37,7 @@ from ..transforms.silver import (
     SILVER,
     Validated,
     dlq_counts_by_rule,
+    identity_sum,
     silver_schema,
     validate,
 )
@@ -207,8 +209,8 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
         classified = validated.classified.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             validated = Validated(classified, contract)
-            by_dest, conflicts = _counts_by_day(validated)
-            bronze_by_day = _count_by_day(bronze)
+            by_dest, conflicts, fingerprints = _counts_by_day(validated)
+            bronze_by_day, bronze_fingerprint = _bronze_counts(bronze)
             # views of the cached classified rows (a cache of their own cost more to
             # fill, at 1M orders, than the checks saved by it)
             valid_df, rejected_df = validated.valid, validated.rejected
@@ -305,6 +307,8 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
                 description=f"silver {contract.name}",
                 commit_metadata=commit_metadata(context, src.silver.name, days),
             )
+            # nothing reads the classified rows any more: the heap is the read-back's
+            classified.unpersist(blocking=True)
             try:
                 published_check = _published_check_or_rollback(
                     context,
@@ -313,7 +317,11 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
                     src,
                     days,
                     [(write, where), (dlq_write, dlq_where)],
-                    expected_duplicates=sum(by_dest[DUPLICATE].values()),
+                    audited=published.Audited(
+                        bronze=bronze_fingerprint,
+                        duplicates=fingerprints[DUPLICATE],
+                        silver=fingerprints[SILVER],
+                    ),
                 )
             except _RolledBack as rolled_back:
                 yield from results
@@ -414,7 +422,7 @@ def _published_check_or_rollback(
     src: SilverSource,
     days: list,
     writes: list,
-    expected_duplicates: int | None = None,
+    audited: published.Audited | None = None,
 ) -> dg.AssetCheckResult:
     """Read the published partitions back; on an inconsistency roll back every table this
     step wrote (newest write first) and fail the step, saying which version is live."""
@@ -427,7 +435,7 @@ def _published_check_or_rollback(
         ),
         src.contract.primary_key,
         partition_label(days),
-        expected_duplicates=expected_duplicates,
+        audited=audited,
     )
     silver_write = writes[0][0]
     if check.passed:
@@ -509,21 +517,30 @@ def _threshold(override: float | None, contract: Contract, key: str, default: fl
     return float(value)
 
 
-def _count_by_day(df: DataFrame) -> dict:
-    return {
-        r["partition_date"]: r["n"]
-        for r in df.groupBy("partition_date").agg(F.count(F.lit(1)).alias("n")).collect()
-    }
+def _bronze_counts(bronze: DataFrame) -> tuple[dict, Fingerprint]:
+    """Bronze rows per day, and the fingerprint of all of them (one pass)."""
+    rows = (
+        bronze.groupBy("partition_date")
+        .agg(F.count(F.lit(1)).alias("n"), identity_sum().alias("lineage"))
+        .collect()
+    )
+    return {r["partition_date"]: r["n"] for r in rows}, Fingerprint(
+        sum(r["n"] for r in rows), int(sum(r["lineage"] or 0 for r in rows))
+    )
 
 
-def _counts_by_day(validated: Validated) -> tuple[dict[str, dict], int]:
-    """Rows per destination and day, and the number of conflicting duplicates."""
+def _counts_by_day(validated: Validated) -> tuple[dict[str, dict], int, dict[str, Fingerprint]]:
+    """Rows per destination and day, the number of conflicting duplicates, and the
+    fingerprint of each destination's rows (what the published check compares with)."""
     out: dict[str, dict] = {SILVER: {}, DLQ: {}, DUPLICATE: {}}
     conflicts = 0
+    sums = {dest: [0, 0, 0] for dest in out}
     for r in validated.counts().collect():
         out[r["_dest"]][r["partition_date"]] = r["rows"]
         conflicts += int(r["conflicts"] or 0)
-    return out, conflicts
+        for i, value in enumerate((r["rows"], r["lineage_sum"], r["keyed_sum"])):
+            sums[r["_dest"]][i] += int(value or 0)
+    return out, conflicts, {dest: Fingerprint(*v) for dest, v in sums.items()}
 
 
 def orders_reference_check(

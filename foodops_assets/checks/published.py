@@ -10,12 +10,35 @@ wrote back to the version before its write (``DeltaStore.rollback``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ..transforms.silver import identity_sum
 from . import names
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """A set of rows as the row count and exact sums of a 64-bit hash of each row's
+    identity (``transforms.silver.identity_sum``): by lineage, and by lineage and business
+    key (silver rows). Different sets of rows share a fingerprint with probability ~2^-64."""
+
+    rows: int
+    lineage: int
+    keyed: int = 0
+
+
+@dataclass(frozen=True)
+class Audited:
+    """What the audit before the write saw, as fingerprints: the bronze lines it read, the
+    duplicates it dropped, and the rows it published to silver (keys found unique)."""
+
+    bronze: Fingerprint
+    duplicates: Fingerprint
+    silver: Fingerprint
 
 
 def published_consistency(
@@ -24,28 +47,31 @@ def published_consistency(
     dlq: DataFrame,
     key: Sequence[str],
     partitions: str,
-    expected_duplicates: int | None = None,
+    audited: Audited | None = None,
 ) -> dg.AssetCheckResult:
     """Every bronze line of the partitions is in exactly one place of the published tables:
     silver or the DLQ (by lineage: ``source_file`` + ``source_line``), or it is a dropped
     duplicate (not placed, and its business key is in silver); no silver or DLQ row comes
     from nowhere; business keys are unique in silver.
 
-    With ``expected_duplicates`` (what the audit before the write dropped), a write that
-    is exactly right is confirmed from per-file bitmaps of line numbers (no shuffle of
-    lines): no line placed twice, none from nowhere, and as many unplaced lines as the
-    audit dropped. Anything else, or no expectation, is examined line by line."""
-    placement = None
-    if expected_duplicates is not None:
-        fast = _bitmap_placement(bronze, silver, dlq)
-        if fast is not None and fast[3] == expected_duplicates:
-            placement = (0, 0, fast[2], 0, fast[3])  # nothing misplaced, nothing lost
-    if placement is None:
+    With ``audited`` (what the audit before the write saw), a write that is exactly right
+    is confirmed from fingerprints of the published tables, one pass over each and no
+    shuffle: the published silver rows are the audited ones (lineage and business key: so
+    their keys are the ones the unique-key check passed), and silver + DLQ + the dropped
+    duplicates are the audited bronze lines. Anything else, or no audit, is examined line
+    by line against the bronze table, and the keys are counted."""
+    if audited is not None and _matches_audit(silver, dlq, key, audited):
+        dropped = audited.duplicates.rows
+        placement = (0, 0, audited.bronze.rows - dropped, 0, dropped)
+        repeated_keys = 0  # the audited rows, whose keys were found unique before the write
+    else:
         placement = _placement(bronze, silver, dlq, key, hashed=True)
         if placement[0] or placement[1] or placement[3]:
             placement = _placement(bronze, silver, dlq, key, hashed=False)
+        repeated_keys = (
+            silver.groupBy("partition_date", *key).count().where(F.col("count") > 1).count()
+        )
     placed_twice, from_nowhere, placed_once, lost, duplicates = placement
-    repeated_keys = silver.groupBy("partition_date", *key).count().where(F.col("count") > 1).count()
     problems = {
         "lines_in_two_places": placed_twice,
         "rows_from_nowhere": from_nowhere,
@@ -71,51 +97,21 @@ def published_consistency(
     )
 
 
-def _bitmap_placement(
-    bronze: DataFrame, silver: DataFrame, dlq: DataFrame
-) -> tuple[int, int, int, int] | None:
-    """(bronze lines, placed rows, lines placed once, unplaced lines) from bitmaps of the
-    line numbers per file and 32,768-line bucket; None when the tables are not exactly
-    "every line at most once, nothing from nowhere" (the caller then looks line by line).
-
-    |B and P| = |B| + |P| - |B or P| for the bitmaps B (bronze) and P (silver + DLQ)."""
-
-    def lines(df: DataFrame, side: str) -> DataFrame:
-        return df.select(
-            "source_file",
-            F.bitmap_bucket_number("source_line").alias("bucket"),
-            F.bitmap_bit_position("source_line").alias("bit"),
-            F.lit(side).alias("side"),
-        )
-
-    is_b = F.col("side") == "b"
-    row = (
-        lines(bronze, "b")
-        .unionByName(lines(silver, "p"))
-        .unionByName(lines(dlq, "p"))
-        .groupBy("source_file", "bucket")
-        .agg(
-            F.sum(is_b.cast("long")).alias("b_rows"),
-            F.sum((~is_b).cast("long")).alias("p_rows"),
-            F.bitmap_construct_agg(F.when(is_b, F.col("bit"))).alias("b_bits"),
-            F.bitmap_construct_agg(F.when(~is_b, F.col("bit"))).alias("p_bits"),
-            F.bitmap_construct_agg("bit").alias("u_bits"),
-        )
-        .select(
-            "b_rows",
-            "p_rows",
-            F.bitmap_count("b_bits").alias("b"),
-            F.bitmap_count("p_bits").alias("p"),
-            F.bitmap_count("u_bits").alias("u"),
-        )
-        .agg(*[F.sum(c).alias(c) for c in ("b_rows", "p_rows", "b", "p", "u")])
-        .first()
+def _matches_audit(silver: DataFrame, dlq: DataFrame, key: Sequence[str], audited: Audited) -> bool:
+    """The published silver rows fingerprint as the audited ones, and silver + DLQ + the
+    dropped duplicates as the audited bronze lines."""
+    s = silver.agg(
+        F.count(F.lit(1)).alias("rows"),
+        identity_sum().alias("lineage"),
+        identity_sum(*key).alias("keyed"),
+    ).first()
+    d = dlq.agg(F.count(F.lit(1)).alias("rows"), identity_sum().alias("lineage")).first()
+    published = Fingerprint(int(s["rows"]), int(s["lineage"] or 0), int(s["keyed"] or 0))
+    placed = (
+        published.rows + int(d["rows"]) + audited.duplicates.rows,
+        published.lineage + int(d["lineage"] or 0) + audited.duplicates.lineage,
     )
-    b_rows, p_rows, b, p, u = (int(row[c] or 0) for c in ("b_rows", "p_rows", "b", "p", "u"))
-    both = b + p - u
-    if b_rows != b or p_rows != p or p != both:  # a line twice, or a row from nowhere
-        return None
-    return b, p, both, b - both
+    return published == audited.silver and placed == (audited.bronze.rows, audited.bronze.lineage)
 
 
 def _placement(

@@ -100,11 +100,23 @@ class Validated:
         )
 
     def counts(self) -> DataFrame:
-        """(partition_date, _dest, rows, conflicts) — one pass over ``classified``."""
+        """(partition_date, _dest, rows, conflicts, lineage_sum, keyed_sum) — one pass over
+        ``classified``; the sums fingerprint each destination's rows (:func:`identity_sum`)
+        by lineage, and by lineage and business key."""
         return self.classified.groupBy("partition_date", "_dest").agg(
             F.count(F.lit(1)).alias("rows"),
             F.sum(F.col("_conflict").cast("int")).alias("conflicts"),
+            identity_sum().alias("lineage_sum"),
+            identity_sum(*self.contract.primary_key).alias("keyed_sum"),
         )
+
+
+def identity_sum(*columns: str) -> Column:
+    """The exact sum of a 64-bit hash of each row's lineage (``source_file``,
+    ``source_line``) and ``columns``: with the row count, a fingerprint of a set of rows.
+    Two different sets of rows have the same fingerprint with probability ~2^-64, whatever
+    their size; computing it is one pass, with no shuffle of the rows."""
+    return F.sum(F.xxhash64("source_file", "source_line", *columns).cast("decimal(20,0)"))
 
 
 def failed_rules_column(
