@@ -29,6 +29,7 @@ _CORRUPT = "_corrupt_record"
 _PARSED_AS_STRING = ("string", "timestamp", "date")
 _REPLACEMENT_CHAR = "\ufffd"
 NOT_AN_OBJECT = "malformed: not a JSON object"
+NOT_JSON = "malformed: not valid JSON"
 
 
 def all_lines(files: DataFrame) -> DataFrame:
@@ -118,6 +119,13 @@ def parse_records(
         typed.append(value.alias(c.name))
 
     not_an_object = F.col("_keys").isNull()
+    # a line the reader could not parse although its keys can be listed (a raw control
+    # character inside a string, NaN): every field would be null, so it must not pass as
+    # a record. Only lines the reader flagged are parsed again (as a VARIANT).
+    not_json = F.coalesce(
+        F.when(F.col(f"_j.{_CORRUPT}").isNotNull(), F.try_parse_json("value").isNull()),
+        F.lit(False),
+    )
     wrong_fields = F.array_compact(F.array(*problems))
     extra = F.array_except(F.col("_keys"), F.array(*[F.lit(n) for n in contract.column_names]))
     parse_error = (
@@ -126,6 +134,7 @@ def parse_records(
             F.col("value").contains(_REPLACEMENT_CHAR),
             F.lit("not valid UTF-8 text"),
         )
+        .when(not_json, F.lit(NOT_JSON))
         .when(
             F.size(wrong_fields) > 0,
             F.concat(F.lit("wrong type: "), F.array_join(wrong_fields, ", ")),

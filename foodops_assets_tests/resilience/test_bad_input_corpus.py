@@ -28,6 +28,12 @@ CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "orders"
 DAY = dt.date(2026, 11, 20)
 UTC = dt.UTC
 TEN_MB = 10 * 1024 * 1024
+# JSON forbids raw control characters inside strings: a whole order with a raw tab in a
+# string, and a line whose fields are all strings with a raw \x01 in one of them
+CONTROL_CHAR_LINES = [
+    json.dumps(order(41, day=DAY)).replace('"Pune"', '"Pu\tne"'),
+    '{"order_id": "o-42", "city": "Pu\x01ne"}',
+]
 
 # records.jsonl, line by line (see corpus/orders/CASES.md)
 RECORD_LINES = {
@@ -66,6 +72,9 @@ def corpus_run(tmp_path_factory, spark_resource, with_reference):
     # one record carrying bytes that are not UTF-8 inside a string
     good = json.dumps(order(40, day=DAY)).encode()
     (day_dir / "invalid_utf8.jsonl").write_bytes(good.replace(b'"Pune"', b'"Pu\xff\xfene"') + b"\n")
+    (day_dir / "control_chars.jsonl").write_text(
+        "\n".join(CONTROL_CHAR_LINES) + "\n", encoding="utf-8"
+    )
     # a 10 MB single line: a valid order with a huge field outside the contract
     (day_dir / "long_line.jsonl").write_text(
         json.dumps({**order(30, day=DAY), "note": "x" * TEN_MB}) + "\n", encoding="utf-8"
@@ -176,6 +185,15 @@ def test_bad_records_reach_the_dlq_with_their_rule(corpus_run, case):
         assert words in (row["parse_error"] or ""), row["parse_error"]
     # the raw line is kept for replay
     assert row["raw_record"]
+
+
+def test_a_raw_control_character_makes_a_line_malformed_and_it_is_kept_verbatim(corpus_run):
+    # the reader sees no field of such a line; it must not pass for an empty record
+    for line, text in enumerate(CONTROL_CHAR_LINES, start=1):
+        row = corpus_run["dlq"][("control_chars.jsonl", line)]
+        assert row["failed_rules"] == ["parseable_record"]
+        assert row["parse_error"] == "malformed: not valid JSON"
+        assert row["raw_record"] == text
 
 
 def test_extra_fields_and_the_ten_mb_line_are_rescued_in_bronze(corpus_run):
