@@ -126,22 +126,13 @@ def _polars_errors(table, contract: Contract, window_start, window_end) -> dict:
 
 
 def _polars_type(column: ContractColumn):
-    """The polars dtype Arrow rows of this contract column arrive as (Spark's toArrow in a
-    UTC session: timestamps are microseconds, UTC)."""
+    """The polars dtype Arrow rows of this contract column arrive as: its Spark type
+    through the conversion ``DataFrame.toArrow`` uses (a UTC session), seen by polars."""
     import polars as pl
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_type
 
-    ps = column.decimal_precision_scale
-    if ps is not None:
-        return pl.Decimal(*ps)
-    return {
-        "string": pl.String,
-        "int": pl.Int32,
-        "long": pl.Int64,
-        "double": pl.Float64,
-        "boolean": pl.Boolean,
-        "date": pl.Date,
-        "timestamp": pl.Datetime("us", "UTC"),
-    }[column.type]
+    return pl.from_arrow(pa.array([], type=to_arrow_type(spark_type(column), timezone="UTC"))).dtype
 
 
 # pandera check name -> the contract rule kinds it is built from
