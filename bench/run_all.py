@@ -132,6 +132,7 @@ def bench_day(
     for rep in range(repeat):
         work = root / f"rep{rep}"
         line = []
+        load_before = os.getloadavg()[0]
         if "orders" not in skip:
             s = record("orders_path", foodops_orders_path(work / "foodops", landing, DAY, log))
             total, steps = step_seconds(work / "foodops" / "dagster_home")
@@ -176,7 +177,11 @@ def bench_day(
             ]
             t = record("shared_transforms", timed(shared, dict(os.environ), log))
             line.append(f"e2e {e:.2f} s, shared transforms {t:.2f} s (ratio {e / t:.3f})")
-        print(f"# repetition {rep + 1}: " + "; ".join(line), flush=True)
+        # a shared machine: the load says how far to trust the seconds (the ratios hold better)
+        load = (
+            f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        )
+        print(f"# repetition {rep + 1}: " + "; ".join(line) + f" ({load})", flush=True)
         shutil.rmtree(work, ignore_errors=True)  # each repetition writes its own lakes
 
     med = {name: statistics.median(v) for name, v in runs.items()}
