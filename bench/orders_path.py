@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -32,10 +33,18 @@ SDP_SPEC = BENCH / "sdp" / "spark-pipeline.yml"
 DRIVER_MEMORY = "3g"
 
 
-def tree_rss(root_pid: int) -> int:
-    """Summed RSS (bytes) of root_pid and all its descendants, from /proc."""
+class Timing(NamedTuple):
+    seconds: float  # wall
+    peak_rss: int  # bytes: the peak of the summed RSS of the process tree
+    cpu_seconds: float  # user + system time of every process of the tree
+
+
+def process_tree(root_pid: int) -> dict[int, tuple[int, int]]:
+    """{pid: (RSS bytes, user + system clock ticks)} of root_pid and all its descendants,
+    from /proc."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+    stats: dict[int, tuple[int, int]] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -45,20 +54,24 @@ def tree_rss(root_pid: int) -> int:
             fields = stat[stat.rindex(")") + 2 :].split()
             pid = int(entry)
             children.setdefault(int(fields[1]), []).append(pid)
-            rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+            stats[pid] = (int(fields[21]) * page, int(fields[11]) + int(fields[12]))
         except (OSError, ValueError, IndexError):
             continue
-    total, stack = 0, [root_pid]
+    tree, stack = {}, [root_pid]
     while stack:
         pid = stack.pop()
-        total += rss.get(pid, 0)
+        if pid in stats:
+            tree[pid] = stats[pid]
         stack.extend(children.get(pid, []))
-    return total
+    return tree
 
 
-def timed(cmd: list[str], env: dict[str, str], log: Path, cwd: Path = REPO) -> tuple[float, int]:
-    """Run cmd; (wall seconds, peak RSS of its process tree in bytes). Fails loudly."""
+def timed(cmd: list[str], env: dict[str, str], log: Path, cwd: Path = REPO) -> Timing:
+    """Run cmd: its wall seconds, the peak RSS of its process tree and the CPU seconds of the
+    tree (every process's last sample, every 0.25 s: CPU seconds move far less than wall
+    seconds when other jobs share the cores). Fails loudly."""
     peak = 0
+    ticks: dict[int, int] = {}
     start = time.perf_counter()
     with open(log, "ab") as out:
         out.write(f"\n$ {' '.join(cmd)}\n".encode())
@@ -69,7 +82,9 @@ def timed(cmd: list[str], env: dict[str, str], log: Path, cwd: Path = REPO) -> t
         def sample() -> None:
             nonlocal peak
             while not done.is_set():
-                peak = max(peak, tree_rss(proc.pid))
+                tree = process_tree(proc.pid)
+                peak = max(peak, sum(rss for rss, _ in tree.values()))
+                ticks.update({pid: cpu for pid, (_, cpu) in tree.items()})
                 done.wait(0.25)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -80,7 +95,7 @@ def timed(cmd: list[str], env: dict[str, str], log: Path, cwd: Path = REPO) -> t
     elapsed = time.perf_counter() - start
     if rc != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({rc}); see {log}")
-    return elapsed, peak
+    return Timing(elapsed, peak, sum(ticks.values()) / os.sysconf("SC_CLK_TCK"))
 
 
 def generate(
@@ -137,7 +152,7 @@ def materialize_command(
     return cmd
 
 
-def foodops_orders_path(root: Path, landing: Path, day: dt.date, log: Path) -> tuple[float, int]:
+def foodops_orders_path(root: Path, landing: Path, day: dt.date, log: Path) -> Timing:
     """FoodOps' orders path in a fresh instance and lake under root."""
     env = instance_env(root, landing, root / "lake")
     return timed(materialize_command(ORDERS_PATH, partition=day.isoformat()), env, log)
@@ -196,10 +211,12 @@ def sdp_command(work: Path, landing: Path, day: dt.date) -> tuple[list[str], dic
         DRIVER_MEMORY,
         "--conf",
         "spark.ui.enabled=false",
+        "--conf",
+        "spark.ui.showConsoleProgress=false",
     ]
     return cmd, env
 
 
-def sdp_orders_path(work: Path, landing: Path, day: dt.date, log: Path) -> tuple[float, int]:
+def sdp_orders_path(work: Path, landing: Path, day: dt.date, log: Path) -> Timing:
     cmd, env = sdp_command(work, landing, day)
     return timed(cmd, env, log, cwd=work)

@@ -54,6 +54,7 @@ from pathlib import Path
 from orders_path import (
     BIN,
     REPO,
+    Timing,
     foodops_orders_path,
     generate,
     independent_command,
@@ -121,13 +122,15 @@ def bench_day(
     figures[f"orders_landed_lines_{scale}"] = landed_lines(landing, DAY, ("orders",))
     runs: dict[str, list[float]] = {}
     peaks: dict[str, list[int]] = {}
+    cpus: dict[str, list[float]] = {}
     foodops_steps: list[dict[str, float]] = []
     script_steps: list[dict[str, float]] = []
 
-    def record(name: str, result: tuple[float, int]) -> float:
-        runs.setdefault(name, []).append(result[0])
-        peaks.setdefault(name, []).append(result[1])
-        return result[0]
+    def record(name: str, result: Timing) -> float:
+        runs.setdefault(name, []).append(result.seconds)
+        peaks.setdefault(name, []).append(result.peak_rss)
+        cpus.setdefault(name, []).append(result.cpu_seconds)
+        return result.seconds
 
     for rep in range(repeat):
         work = root / f"rep{rep}"
@@ -135,7 +138,7 @@ def bench_day(
         load_before = os.getloadavg()[0]
         if "orders" not in skip:
             s = record("orders_path", foodops_orders_path(work / "foodops", landing, DAY, log))
-            total, steps = step_seconds(work / "foodops" / "dagster_home")
+            _, steps = step_seconds(work / "foodops" / "dagster_home")
             foodops_steps.append({**steps, "(outside the run's steps)": s - sum(steps.values())})
             script_log = work / "independent.log"
             work.mkdir(parents=True, exist_ok=True)
@@ -151,10 +154,13 @@ def bench_day(
                 {k: float(v) for k, v in SCRIPT_STEP_RE.findall(script_log.read_text())}
             )
             _append(script_log, log)
-            line.append(f"orders path {s:.2f} s, independent {b:.2f} s (ratio {s / b:.3f})")
+            line.append(
+                f"orders path {s:.2f} s, independent {b:.2f} s (ratio {s / b:.3f}; CPU "
+                f"{cpus['orders_path'][-1]:.0f} s / {cpus['independent_bare'][-1]:.0f} s)"
+            )
             if "sdp" not in skip:
                 d = record("sdp", sdp_orders_path(work / "sdp", landing, DAY, log))
-                line.append(f"SDP {d:.2f} s")
+                line.append(f"SDP {d:.2f} s (CPU {cpus['sdp'][-1]:.0f} s)")
             f = record(
                 "json_scan_floor",
                 timed(independent_command(landing, None, DAY), dict(os.environ), log),
@@ -186,6 +192,7 @@ def bench_day(
 
     med = {name: statistics.median(v) for name, v in runs.items()}
     gib = {name: round(max(v) / GIB, 2) for name, v in peaks.items()}
+    cpu = {name: statistics.median(v) for name, v in cpus.items()}
     if "orders_path" in med:
         s, b, f = med["orders_path"], med["independent_bare"], med["json_scan_floor"]
         figures[f"orders_path_seconds_{scale}"] = round(s, 2)
@@ -195,6 +202,11 @@ def bench_day(
             figures[f"sdp_seconds_{scale}"] = round(med["sdp"], 2)
             figures["orders_path_over_sdp"] = round(s / med["sdp"], 2)
         figures[f"json_scan_floor_seconds_{scale}"] = round(f, 2)
+        # CPU seconds of each process tree: the same comparison, less sensitive to the load
+        for name in ("orders_path", "independent_bare", "sdp"):
+            if name in cpu:
+                figures[f"{name}_cpu_seconds_{scale}"] = round(cpu[name], 1)
+        figures["orders_path_cpu_ratio"] = round(cpu["orders_path"] / cpu["independent_bare"], 2)
         for name in ("orders_path", "independent_bare", "sdp", "json_scan_floor"):
             if name in gib:
                 figures[f"{name}_peak_rss_gib"] = gib[name]
@@ -243,16 +255,14 @@ def bench_backfill(root: Path, orders: int, days: int, log: Path, figures: dict)
     results = {}
     for mode in ("single_run", "per_partition"):
         env = instance_env(root / f"backfill_{mode}", landing, root / f"backfill_{mode}" / "lake")
-        ref_s, _ = materialize(env, log, REFERENCE)
+        ref_s = materialize(env, log, REFERENCE).seconds
         if mode == "single_run":
-            s, _ = materialize(env, log, DAILY, rng=f"{first.isoformat()}...{DAY.isoformat()}")
+            s = materialize(env, log, DAILY, rng=f"{first.isoformat()}...{DAY.isoformat()}").seconds
         else:
             s = 0.0
             for i in range(days):
-                part_s, _ = materialize(
-                    env, log, DAILY, partition=(first + dt.timedelta(days=i)).isoformat()
-                )
-                s += part_s
+                day = (first + dt.timedelta(days=i)).isoformat()
+                s += materialize(env, log, DAILY, partition=day).seconds
         results[mode] = ref_s + s
         figures[f"backfill_{days}d_{mode}_seconds"] = round(results[mode], 2)
     figures[f"backfill_{days}d_orders_per_day"] = orders
