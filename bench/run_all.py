@@ -188,7 +188,10 @@ def bench_day(
             f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
         )
         print(f"# repetition {rep + 1}: " + "; ".join(line) + f" ({load})", flush=True)
-        shutil.rmtree(work, ignore_errors=True)  # each repetition writes its own lakes
+        # each repetition writes its own lakes (a 1M day is GBs); the Dagster instances and
+        # logs stay (bench/profile_steps.py reads them, with --keep)
+        for lake in ("foodops/lake", "independent", "sdp/spark-warehouse", "e2e/lake", "shared"):
+            shutil.rmtree(work / lake, ignore_errors=True)
 
     med = {name: statistics.median(v) for name, v in runs.items()}
     gib = {name: round(max(v) / GIB, 2) for name, v in peaks.items()}
