@@ -1,4 +1,5 @@
-"""Data contracts (``resources/contracts/*.yaml``) and what is derived from them."""
+"""Data contracts (``resources/contracts/*.yaml``) and what is derived from them: the Spark
+read schema, the DLQ rules, the pandera schema. Imports nothing of the package."""
 
 from .model import (
     CONTRACTS_DIR,
