@@ -62,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_assets(pipes, workdir: Path) -> None:
     import dagster as dg
 
+    from foodops_assets.contracts import contract_path
     from foodops_assets.databricks.metadata import to_pipes_metadata
     from foodops_assets.definitions import build_definitions
     from foodops_assets.lakehouse.resource import LakehouseResource
@@ -71,7 +72,7 @@ def run_assets(pipes, workdir: Path) -> None:
     contracts_dir = workdir / "contracts"
     contracts_dir.mkdir()
     for name, text in extras["contracts"].items():
-        (contracts_dir / f"{name}.yaml").write_text(text, encoding="utf-8")
+        contract_path(name, contracts_dir).write_text(text, encoding="utf-8")
     settings = Settings(
         landing_root=extras["landing_root"],
         lake_root=extras["lake_root"],
