@@ -29,6 +29,7 @@ from .assets.silver import (
     silver_asset,
 )
 from .automation import automation_sensor, with_automation
+from .checks.contract_changes import check_contract_changes
 from .contracts import CONTRACTS_DIR, check_references, load_contract
 from .lakehouse import tables
 from .lakehouse.resource import LakehouseResource
@@ -76,6 +77,10 @@ def build_definitions(
         for name in ("orders", "deliveries", "reviews", "restaurants", "dishes")
     }
     check_references(contracts)
+    # against the tables already written: breaking changes stop the load here
+    check_contract_changes(
+        contracts, settings.lake_root, accepted=settings.accept_breaking_contract_changes
+    )
 
     with warnings.catch_warnings():
         # BackfillPolicy is marked beta; single-run backfills are a deliberate choice here

@@ -59,6 +59,9 @@ def run_spark_assets_on_pipes(
         "lake_root": settings.lake_root,
         "partitions_start": settings.partitions_start,
         "contracts": contracts,
+        # the task loads the code location on the cluster, against the lake it writes:
+        # the same breaking contract changes are accepted there
+        "accept_breaking_contract_changes": list(settings.accept_breaking_contract_changes),
     }
     extra_checks: dict[dg.AssetKey, list[dg.AssetCheckSpec]] = {}
     for checks in asset_checks:

@@ -78,6 +78,7 @@ def run_assets(pipes, workdir: Path) -> None:
         lake_root=extras["lake_root"],
         partitions_start=extras["partitions_start"],
         contracts_dir=str(contracts_dir),
+        accept_breaking_contract_changes=tuple(extras.get("accept_breaking_contract_changes", ())),
         delta_writer=_delta_writer(),
     )
     defs = build_definitions(settings)
