@@ -42,12 +42,15 @@ def _lake(root) -> Lake:
     return Lake(root, landing, lake, Settings(landing_root=str(landing), lake_root=str(lake)))
 
 
-def _materialize(lake: Lake, spark_resource, selection, partition=None, writer="auto"):
+def _materialize(
+    lake: Lake, spark_resource, selection, partition=None, writer="auto", raise_on_error=True
+):
     defs = build_definitions(lake.settings)
     return dg.materialize(
         [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)],
         selection=selection,
         partition_key=partition,
+        raise_on_error=raise_on_error,
         resources={
             "spark": spark_resource,
             "lakehouse": LakehouseResource(
@@ -346,6 +349,32 @@ def test_an_accepted_removal_keeps_the_column_and_new_rows_read_null(
     rows = _by_order(lake, ORDERS_VALID)
     assert rows["o-1@2026-11-19"]["payment_method"] == "upi"  # kept as written
     assert rows["o-1@2026-11-20"]["payment_method"] is None  # no longer in the contract
+
+
+@pytest.mark.parametrize("writer", ["arrow", "spark_files"])
+def test_an_accepted_narrowing_keeps_the_wider_type_and_silver_stops_at_the_contract_types(
+    v1_lake, spark_resource, tmp_path, writer
+):
+    # accepting lets the code location load; the tables keep decimal(10,2), and silver's
+    # pandera check (the contract's types) stops the write: a narrowing needs the rebuild
+    lake = _with(
+        _copy(v1_lake, tmp_path), _contracts(tmp_path, _narrow_price), **_accept("orders@2.0.0")
+    )
+    lake.land("orders", D2, "batch-0001.jsonl", [line(order(1, day=D2, price=12.5))])
+
+    result = _materialize(
+        lake, spark_resource, ORDERS, D2.isoformat(), writer=writer, raise_on_error=False
+    )
+
+    assert not result.success
+    schema = pa.schema(DeltaTable(str(lake.lake / ORDERS_RAW.path)).schema().to_arrow())
+    assert str(schema.field("price").type) == "decimal128(10, 2)"
+    rows = _by_order(lake, ORDERS_RAW)
+    assert rows["o-1@2026-11-20"]["price"] == Decimal("12.50")  # the narrower rows, cast up
+    assert rows["o-1@2026-11-19"]["price"] == Decimal("100.25")
+    [pandera] = [e for e in result.get_asset_check_evaluations() if e.check_name == names.CONTRACT]
+    assert not pandera.passed and "price" in pandera.description
+    assert "o-1@2026-11-20" not in _by_order(lake, ORDERS_VALID)  # nothing published
 
 
 def test_the_acceptance_is_read_from_the_environment():
