@@ -73,10 +73,10 @@ class SilverConfig(dg.Config):
     """Run-time overrides of the contract's thresholds (launchpad / run config)."""
 
     max_dlq_rate: float | None = Field(
-        default=None, description="override the contract's sla.max_dlq_rate (0..1)"
+        default=None, description="override the contract's SLA max_dlq_rate (0..1)"
     )
     max_orphan_rate: float | None = Field(
-        default=None, description="override the contract's sla.max_orphan_rate (0..1)"
+        default=None, description="override the contract's SLA max_orphan_rate (0..1)"
     )
 
 

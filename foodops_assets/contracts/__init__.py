@@ -1,5 +1,6 @@
 """Data contracts (ODCS v3 files, ``resources/contracts/*.odcs.yaml``) and what is derived
-from them."""
+from them: the Spark read schema, the DLQ rules, the pandera schema. Imports nothing of the
+package."""
 
 from .model import (
     CONTRACT_SUFFIX,

@@ -31,7 +31,7 @@ from dagster._core.definitions.metadata.external_metadata import metadata_map_fr
 from ..contracts import contract_files
 from ..settings import Settings
 from .launchers import PipesLauncher
-from .task import MSG_FAILURE, MSG_MATERIALIZATION
+from .protocol import MSG_FAILURE, MSG_MATERIALIZATION
 
 LAUNCHER_KEY = "pipes_launcher"
 

@@ -24,7 +24,7 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
-from .. import faults
+from ..drills import faults
 from ..settings import is_remote_uri
 from .tables import TableRef
 

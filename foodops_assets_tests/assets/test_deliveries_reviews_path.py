@@ -20,7 +20,7 @@ from foodops_assets.lakehouse.tables import (
     REVIEWS_VALID,
     TABLES,
 )
-from foodops_assets.late_data import Step, replan
+from foodops_assets.operations.late_data import Step, replan
 from foodops_assets.settings import Settings
 from foodops_assets.transforms.gold import (
     DELIVERY_PERFORMANCE_DAILY_SCHEMA,

@@ -24,8 +24,9 @@ from foodops_assets.lakehouse.tables import (
     ORDERS_VALID,
     RESTAURANT_DAILY_SALES,
 )
-from foodops_assets.operations import DLQ_REPLAY_JOB, RESTORE_JOB, export_dlq
-from foodops_assets.recovery import reconstructable_job
+from foodops_assets.operations.dlq_replay import DLQ_REPLAY_JOB, export_dlq
+from foodops_assets.operations.rerun import reconstructable_job
+from foodops_assets.operations.restore import RESTORE_JOB
 from foodops_assets.settings import Settings
 from foodops_assets_tests.conftest import Lake, materialize
 from foodops_assets_tests.factories import line, order, without

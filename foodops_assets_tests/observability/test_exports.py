@@ -26,11 +26,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from foodops_assets.checks import names
 from foodops_assets.definitions import build_definitions
-from foodops_assets.observability import (
-    METRICS,
+from foodops_assets.observability.exports import (
     OBSERVABILITY_FAILURE_SENSOR,
     OBSERVABILITY_SUCCESS_SENSOR,
 )
+from foodops_assets.observability.metrics import METRICS
 from foodops_assets.settings import Settings
 from foodops_assets_tests.conftest import REPO_ROOT, Lake, materialize
 from foodops_assets_tests.factories import DAY, land_reference, line, order

@@ -6,7 +6,7 @@ tick lists only the ``date=`` directories that changed, survives restarts
 once (stable run keys). A new file in ``orders/date=D/`` requests a run of
 ``orders_raw`` (and ``orders_valid``, in the same run) for partition D — an old D
 for a late file; the other silver tables, gold and the rest follow through
-declarative automation (``automation.py``).
+declarative automation (``conditions.py``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import os
 
 import dagster as dg
 
-from .lakehouse import tables
-from .lakehouse.arrivals import dump_cursor, load_cursor, scan_daily, scan_snapshot
-from .lakehouse.landing import LandingZone
-from .settings import Settings, is_remote_uri
+from ..lakehouse import tables
+from ..lakehouse.arrivals import dump_cursor, load_cursor, scan_daily, scan_snapshot
+from ..lakehouse.landing import LandingZone
+from ..settings import Settings, is_remote_uri
 
 DAILY_SOURCES = {
     "orders": tables.ORDERS_RAW.name,

@@ -10,9 +10,9 @@ import time
 import dagster as dg
 import pytest
 
+from foodops_assets.automation.sensors import arrival_sensor_name
 from foodops_assets.definitions import build_definitions
 from foodops_assets.lakehouse.arrivals import load_cursor, scan_daily
-from foodops_assets.sensors import arrival_sensor_name
 
 D = dt.date(2026, 11, 20)
 

@@ -1,13 +1,10 @@
-"""Operator jobs: restore a Delta table to a version, replay the dead-letter queue.
+"""Operator job ``dlq_replay``: re-validate dead-letter rows after a fix.
 
-``restore_delta_table``  put a table back on version N (dry run first: what would change)
-``dlq_replay``           re-validate DLQ rows of chosen partitions and sources, after the
-                         records (a corrections file) or the rules (the contract) were fixed;
-                         rows that now pass move into silver, the others stay
-
-Both write through :class:`~.lakehouse.delta.DeltaStore` (one atomic commit per table) and
-report what they did as materialisations of the tables they changed, so the asset pages
-show which version is live and why.
+After the records (a corrections file, ``foodops dlq export`` writes one to
+edit) or the rules (the contract) were fixed, the DLQ rows of chosen partitions
+and sources are validated again; rows that now pass move into silver, the
+others stay. Silver is committed first, then the DLQ (one atomic commit each);
+conservation is checked on the published tables and a broken one rolled back.
 """
 
 import datetime as dt
@@ -22,169 +19,18 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from .assets.common import commit_metadata
-from .checks import published
-from .contracts import Contract
-from .lakehouse.delta import DeltaStore, TableNotMaterialized
-from .lakehouse.resource import LakehouseResource
-from .lakehouse.spark import SparkResource
-from .lakehouse.tables import DEAD_LETTER_QUEUE, SILVER_BY_SOURCE, TABLES, TableRef
-from .transforms.bronze import parse_records, partition_date_from_path
-from .transforms.references import attach_references, lookup_columns
-from .transforms.silver import validate
+from ..assets.common import commit_metadata
+from ..checks import published
+from ..contracts import Contract
+from ..lakehouse.delta import DeltaStore, TableNotMaterialized
+from ..lakehouse.resource import LakehouseResource
+from ..lakehouse.spark import SparkResource
+from ..lakehouse.tables import DEAD_LETTER_QUEUE, SILVER_BY_SOURCE, TABLES
+from ..transforms.bronze import parse_records, partition_date_from_path
+from ..transforms.references import attach_references, lookup_columns
+from ..transforms.silver import validate
 
-RESTORE_JOB = "restore_delta_table"
 DLQ_REPLAY_JOB = "dlq_replay"
-
-
-# -- restore -------------------------------------------------------------------------------
-
-
-class RestoreConfig(dg.Config):
-    table: str = Field(description=f"table name, one of: {', '.join(TABLES)}")
-    version: int = Field(description="the Delta version to put readers back on")
-    dry_run: bool = Field(
-        default=True, description="only report what would change (set false to restore)"
-    )
-    reason: str = Field(default="", description="why (recorded in the Delta commit)")
-
-
-def partition_row_counts(store: DeltaStore, table: TableRef, version: int) -> dict[str, int]:
-    """Rows per partition (``partition_date[/source]``) of ``table`` at ``version``."""
-    columns = list(table.partition_by)
-    data = store._open(table, version).to_pyarrow_table(columns=columns or None)
-    if not columns:
-        return {"(table)": data.num_rows}
-    if data.num_rows == 0:
-        return {}
-    counts = data.group_by(columns).aggregate([([], "count_all")]).to_pylist()
-    return {"/".join(str(r[c]) for c in columns): int(r["count_all"]) for r in counts}
-
-
-def restore_plan(store: DeltaStore, table: TableRef, version: int) -> dict[str, Any]:
-    """What restoring ``table`` to ``version`` changes; fails with what to fix."""
-    current = store.version(table)
-    if current is None:
-        raise dg.Failure(
-            f"{table.name} does not exist at {store.uri(table)}: nothing to restore",
-            allow_retries=False,
-        )
-    if not 0 <= version <= current:
-        raise dg.Failure(
-            f"{table.name} has versions 0..{current}; version {version} does not exist. "
-            "Pick one from the table's history (the asset page lists delta_version per run).",
-            allow_retries=False,
-        )
-    try:
-        before, after = (
-            partition_row_counts(store, table, current),
-            partition_row_counts(store, table, version),
-        )
-    except Exception as exc:  # noqa: BLE001 - e.g. files vacuumed since
-        raise dg.Failure(
-            f"version {version} of {table.name} cannot be read any more ({exc}); it was "
-            "probably vacuumed: pick a more recent version",
-            allow_retries=False,
-        ) from None
-    changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
-    return {
-        "current_version": current,
-        "target_version": version,
-        "rows_now": sum(before.values()),
-        "rows_after": sum(after.values()),
-        "partitions_changed": changed,
-        "rows_by_partition": {p: (before.get(p, 0), after.get(p, 0)) for p in changed},
-    }
-
-
-def _plan_markdown(plan: Mapping[str, Any]) -> str:
-    lines = ["| partition | rows now | rows after restore |", "|---|---|---|"]
-    for p, (now, after) in plan["rows_by_partition"].items():
-        lines.append(f"| {p} | {now} | {after} |")
-    return "\n".join(lines)
-
-
-@dg.op(
-    name="restore_delta_table_op",
-    description="Restore one Delta table to a version (dry run: report what would change).",
-)
-def restore_delta_table_op(
-    context: dg.OpExecutionContext, config: RestoreConfig, lakehouse: LakehouseResource
-) -> dg.Output:
-    table = TABLES.get(config.table)
-    if table is None:
-        raise dg.Failure(
-            f"unknown table {config.table!r}; use one of: {', '.join(TABLES)}",
-            allow_retries=False,
-        )
-    store = lakehouse.store
-    plan = restore_plan(store, table, config.version)
-    summary = (
-        f"{table.name}: version {plan['current_version']} -> {plan['target_version']}, "
-        f"rows {plan['rows_now']} -> {plan['rows_after']}, "
-        f"{len(plan['partitions_changed'])} partition(s) change"
-    )
-    meta = {
-        "table": table.name,
-        "current_version": plan["current_version"],
-        "target_version": plan["target_version"],
-        "rows_now": plan["rows_now"],
-        "rows_after": plan["rows_after"],
-        "partitions_changed": dg.MetadataValue.md(_plan_markdown(plan)),
-        "dry_run": config.dry_run,
-    }
-    if config.dry_run:
-        context.log.info(f"DRY RUN, nothing changed. Would restore {summary}")
-        context.log.info("\n" + _plan_markdown(plan))
-        return dg.Output(None, metadata=meta)
-    if plan["current_version"] == config.version:
-        context.log.info(f"{table.name} is already at version {config.version}: nothing to do")
-        return dg.Output(None, metadata={**meta, "delta_version": config.version})
-    reason = config.reason or "operator restore"
-    store.restore(
-        table,
-        config.version,
-        {
-            "dagster_run_id": context.run.run_id,
-            "dagster_asset": table.name,
-            "foodops_restore_reason": reason,
-        },
-    )
-    live = store.version(table)
-    context.log.info(f"Restored {summary}; readers now see version {live}")
-    report = {
-        "delta_version": live,
-        "restored_to": config.version,
-        "rolled_back_from": plan["current_version"],
-        "reason": f"restore_delta_table: {reason}",
-        "dagster/uri": store.uri(table),
-    }
-    partitions = (
-        sorted({p.split("/")[0] for p in plan["partitions_changed"]})
-        if table.is_partitioned
-        else [None]
-    )
-    for partition in partitions:
-        context.log_event(
-            dg.AssetMaterialization(
-                asset_key=table.name,
-                partition=partition,
-                description=f"restored to version {config.version} ({reason})",
-                metadata=report,
-            )
-        )
-    return dg.Output(None, metadata={**meta, **report})
-
-
-@dg.job(
-    name=RESTORE_JOB,
-    description="Operators: restore a Delta table to version N (dry_run first, then dry_run: false).",
-)
-def restore_delta_table_job():
-    restore_delta_table_op()
-
-
-# -- DLQ replay ----------------------------------------------------------------------------
 
 
 class DlqReplayConfig(dg.Config):

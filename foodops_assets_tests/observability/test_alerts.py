@@ -13,14 +13,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import dagster as dg
 import pytest
 
-from foodops_assets.alerts import (
+from foodops_assets.definitions import build_definitions
+from foodops_assets.observability.alerts import (
     CHECK_FAILURE_SENSOR,
     RUN_FAILURE_SENSOR,
     SLA_SENSOR,
     AlertDeliveryError,
     WebhookResource,
 )
-from foodops_assets.definitions import build_definitions
 from foodops_assets_tests.conftest import materialize
 from foodops_assets_tests.factories import delivery, line, order
 

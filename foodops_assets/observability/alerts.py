@@ -21,11 +21,11 @@ from typing import Any
 import dagster as dg
 from dagster._core.events import DagsterEventType
 
-from .contracts import Contract
-from .lakehouse.arrivals import DATE_DIR_PREFIX
-from .lakehouse.landing import LandingZone, is_complete_landing_file
-from .sensors import default_status
-from .settings import Settings
+from ..automation.sensors import default_status
+from ..contracts import Contract
+from ..lakehouse.arrivals import DATE_DIR_PREFIX
+from ..lakehouse.landing import LandingZone, is_complete_landing_file
+from ..settings import Settings
 
 RUN_FAILURE_SENSOR = "foodops_run_failure_alert"
 CHECK_FAILURE_SENSOR = "foodops_check_failure_alert"

@@ -10,9 +10,9 @@ import datetime as dt
 
 import dagster as dg
 
-from foodops_assets.automation import AUTOMATION_SENSOR
+from foodops_assets.automation.conditions import AUTOMATION_SENSOR
+from foodops_assets.automation.schedules import DAILY_SCHEDULE
 from foodops_assets.definitions import build_definitions
-from foodops_assets.schedules import DAILY_SCHEDULE
 
 TODAY = dt.datetime.now(dt.UTC).date()
 D = (TODAY - dt.timedelta(days=2)).isoformat()

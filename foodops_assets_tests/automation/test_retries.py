@@ -88,7 +88,7 @@ def test_a_transient_failure_is_retried_and_a_bug_fails_fast(lake, spark_resourc
     message = result.failure_data_for_node("orders_raw").error.message
     assert "KeyError" in message and "not retried" in message
     # (a contract violation, a tripped circuit breaker, is not retried either: asserted on
-    # the failed run of test_alerts.py, which shares its cost)
+    # the failed run of observability/test_alerts.py, which shares its cost)
 
 
 @pytest.mark.parametrize(
@@ -105,6 +105,6 @@ def test_a_transient_failure_is_retried_and_a_bug_fails_fast(lake, spark_resourc
     ],
 )
 def test_what_counts_as_transient(exc, transient):
-    from foodops_assets.retries import is_transient
+    from foodops_assets.automation.retries import is_transient
 
     assert is_transient(exc) is transient

@@ -12,9 +12,9 @@ from collections import Counter
 
 import pyarrow.compute as pc
 
-from .lakehouse.delta import DeltaStore
-from .lakehouse.tables import DEAD_LETTER_QUEUE, TABLES
-from .settings import Settings
+from ..lakehouse.delta import DeltaStore
+from ..lakehouse.tables import DEAD_LETTER_QUEUE, TABLES
+from ..settings import Settings
 
 
 def table_lines(store: DeltaStore) -> list[str]:
@@ -57,7 +57,7 @@ def check_lines(settings: Settings) -> list[str]:
         return ["(DAGSTER_HOME is not set: check results live in the Dagster instance)"]
     import dagster as dg
 
-    from .definitions import build_definitions
+    from ..definitions import build_definitions
 
     keys = sorted(build_definitions(settings).resolve_asset_graph().asset_check_keys, key=str)
     out = [f"{'asset':<26}{'check':<34}{'result':<10}run"]

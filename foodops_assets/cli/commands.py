@@ -16,7 +16,7 @@ import sys
 
 import click
 
-from .settings import DEFAULT_LANDING_ROOT, ENV_LANDING_ROOT, ConfigError, Settings
+from ..settings import DEFAULT_LANDING_ROOT, ENV_LANDING_ROOT, ConfigError, Settings
 
 
 def _date(ctx, param, value: str | None) -> dt.date | None:
@@ -63,7 +63,7 @@ def main() -> None:
 )
 def generate(landing_root, start, days, orders_per_day, files_per_day, bad_rate, seed, progress):
     """Write synthetic orders, deliveries, reviews, restaurants and dishes."""
-    from .datagen.generator import generate as run
+    from ..datagen.generator import generate as run
 
     if start is None:
         start = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days)
@@ -109,8 +109,8 @@ def summary() -> None:
 def late_data(source: str, day: dt.date) -> None:
     """Print the runs that rebuild a partition after a late file, and everything downstream
     (rolling windows and lookups included), as dagster commands in dependency order."""
-    from .definitions import build_definitions
-    from .late_data import replan
+    from ..definitions import build_definitions
+    from ..operations.late_data import replan
 
     try:
         settings = Settings.from_env()
@@ -131,7 +131,7 @@ def rerun(run_id: str) -> None:
     (the UI's Re-execute > From failure). Uses the Dagster instance of $DAGSTER_HOME."""
     import dagster as dg
 
-    from .recovery import rerun_from_failure
+    from ..operations.rerun import rerun_from_failure
 
     try:
         Settings.from_env()
@@ -177,8 +177,8 @@ def dlq_export(source: str, days: list[dt.date], out: str) -> None:
     fix, then run the dlq_replay job with corrections_path pointing to it."""
     from pathlib import Path
 
-    from .lakehouse.delta import DeltaStore, TableNotMaterialized
-    from .operations import export_dlq
+    from ..lakehouse.delta import DeltaStore, TableNotMaterialized
+    from ..operations.dlq_replay import export_dlq
 
     try:
         settings = Settings.from_env()

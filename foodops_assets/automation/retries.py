@@ -24,7 +24,7 @@ from collections.abc import Callable
 import dagster as dg
 from dagster._core.definitions.decorators.op_decorator import DecoratedOpFunction
 
-from .lakehouse.spark import SparkConnectUnreachable
+from ..lakehouse.spark import SparkConnectUnreachable
 
 MAX_RETRIES = 3
 

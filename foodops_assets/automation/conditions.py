@@ -27,9 +27,9 @@ import datetime as dt
 
 import dagster as dg
 
-from .lakehouse import tables
+from ..lakehouse import tables
+from ..settings import Settings
 from .sensors import default_status, run_tags
-from .settings import Settings
 
 AUTOMATION_SENSOR = "foodops_automation"
 
@@ -99,5 +99,5 @@ def automation_sensor(settings: Settings) -> dg.AutomationConditionSensorDefinit
         default_status=default_status(settings),
         minimum_interval_seconds=settings.sensor_interval_seconds,
         run_tags={**run_tags(settings), "foodops/trigger": "automation"},
-        description="Silver, gold and ML follow their upstream partitions (automation.py).",
+        description="Silver, gold and ML follow their upstream partitions (automation/conditions.py).",
     )

@@ -12,8 +12,8 @@ import datetime as dt
 
 import dagster as dg
 
+from ..settings import Settings
 from .sensors import run_tags
-from .settings import Settings
 
 DAILY_SCHEDULE = "foodops_daily_backstop"
 
