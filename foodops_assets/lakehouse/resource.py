@@ -116,28 +116,12 @@ class LakehouseResource(dg.ConfigurableResource):
         return self.writer(df).rows_for_write(df)
 
     def write_partitions(
-        self,
-        rows: Rows,
-        table: TableRef,
-        where: PartitionValues,
-        *,
-        description: str | None = None,
-        commit_metadata: dict[str, Any] | None = None,
+        self, rows: Rows, table: TableRef, where: PartitionValues, **options: Any
     ) -> WriteResult:
-        """Replace exactly the partitions in ``where`` with ``rows`` (one Delta commit)."""
-        return self.writer(rows).write_partitions(
-            rows, table, where, description=description, commit_metadata=commit_metadata
-        )
+        """Replace exactly the partitions in ``where`` with ``rows`` (one Delta commit);
+        ``options`` as :meth:`.writers.base.DeltaWriter.write_partitions` takes them."""
+        return self.writer(rows).write_partitions(rows, table, where, **options)
 
-    def write_table(
-        self,
-        rows: Rows,
-        table: TableRef,
-        *,
-        description: str | None = None,
-        commit_metadata: dict[str, Any] | None = None,
-    ) -> WriteResult:
+    def write_table(self, rows: Rows, table: TableRef, **options: Any) -> WriteResult:
         """Replace the whole content of an unpartitioned table (one Delta commit)."""
-        return self.writer(rows).write_table(
-            rows, table, description=description, commit_metadata=commit_metadata
-        )
+        return self.writer(rows).write_table(rows, table, **options)

@@ -6,18 +6,8 @@ import pyarrow as pa
 import pytest
 
 from foodops_assets.lakehouse.delta import PredicateError, partition_predicate
-from foodops_assets.lakehouse.tables import DEAD_LETTER_QUEUE, TableRef
-
-T = TableRef("silver", "things", ("partition_date",))
-D1, D2, D3 = dt.date(2026, 11, 19), dt.date(2026, 11, 20), dt.date(2026, 11, 21)
-
-
-def _df(spark, rows):
-    return spark.createDataFrame(rows, "id string, n int, partition_date date")
-
-
-def _content(spark, lake, table=T):
-    return sorted(tuple(r) for r in lake.read(spark, table).collect())
+from foodops_assets.lakehouse.tables import DEAD_LETTER_QUEUE
+from foodops_assets_tests.lakehouse.things import D1, D2, D3, T, content, things
 
 
 def test_partition_values_are_validated_never_spliced(spark):
@@ -36,13 +26,13 @@ def test_partition_values_are_validated_never_spliced(spark):
 def test_reads_with_a_partition_filter_and_time_travel_restore(spark, lake):
     store, writer = lake.store, lake.writer("arrow")
     writer.write_partitions(
-        _df(spark, [("a", 1, D1), ("b", 2, D2)]), T, {"partition_date": [D1, D2]}
+        things(spark, [("a", 1, D1), ("b", 2, D2)]), T, {"partition_date": [D1, D2]}
     )
-    writer.write_partitions(_df(spark, [("b", 99, D2)]), T, {"partition_date": [D2]})
+    writer.write_partitions(things(spark, [("b", 99, D2)]), T, {"partition_date": [D2]})
     only_d2 = lake.read(spark, T, {"partition_date": [D2]}).collect()
     assert [(r.id, r.n) for r in only_d2] == [("b", 99)]
     store.restore(T, 0)
-    assert _content(spark, lake) == [("a", 1, D1), ("b", 2, D2)]
+    assert content(spark, lake) == [("a", 1, D1), ("b", 2, D2)]
     assert store.version(T) == 2  # a restore is itself a new version
 
 

@@ -1,18 +1,15 @@
 """The steps every backend shares (writers/base.py): the schema guard, the commit metadata and
 the drills' fault hook hold for the arrow and the spark_files writer alike."""
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable
 
 from foodops_assets.drills.faults import InjectedFault
-from foodops_assets.lakehouse.tables import TableRef
 from foodops_assets.lakehouse.writers.base import RefusedWrite
+from foodops_assets_tests.lakehouse.things import D1, D2, T
 
-T = TableRef("silver", "things", ("partition_date",))
-D1, D2 = dt.date(2026, 11, 19), dt.date(2026, 11, 20)
 BACKENDS = ["arrow", "spark_files"]
 
 
