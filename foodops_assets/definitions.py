@@ -13,32 +13,21 @@ from pathlib import Path
 
 import dagster as dg
 
-from .alerts import alert_sensors, webhook_resource
-from .assets.bronze import daily_bronze_asset, snapshot_bronze_asset
-from .assets.gold import (
-    city_hourly_demand_asset,
-    delivery_performance_daily_asset,
-    restaurant_daily_sales_asset,
-    restaurant_ratings_daily_asset,
-)
-from .assets.ml import dish_features_asset, dish_recommendations_asset, user_features_asset
-from .assets.silver import (
-    ORDERS_REFERENCE_CHECK,
-    SilverSource,
-    dead_letter_queue_spec,
-    silver_asset,
-)
-from .automation import automation_sensor, with_automation
-from .contracts import CONTRACTS_DIR, check_references, load_contract
+from .assets.graph import lakehouse_assets, load_contracts
+from .automation.conditions import automation_sensor, with_automation
+from .automation.retries import retry_policy, with_retries
+from .automation.schedules import daily_schedule
+from .automation.sensors import file_arrival_sensors, run_tags
+from .checks.contract_changes import check_contract_changes
+from .contracts import CONTRACTS_DIR
 from .lakehouse import tables
 from .lakehouse.resource import LakehouseResource
 from .lakehouse.spark import SparkResource
-from .observability import observability_sensors, upstream_assets
-from .operations import dlq_replay_job, restore_delta_table_job
+from .observability.alerts import alert_sensors, webhook_resource
+from .observability.exports import observability_sensors, upstream_assets
+from .operations.dlq_replay import dlq_replay_job
+from .operations.restore import restore_delta_table_job
 from .partitions import daily_partitions
-from .retries import retry_policy, with_retries
-from .schedules import daily_schedule
-from .sensors import file_arrival_sensors, run_tags
 from .settings import Settings
 
 DAILY_JOB = "foodops_daily"
@@ -71,16 +60,16 @@ def build_definitions(
 ) -> dg.Definitions:
     daily = daily_partitions(settings.partitions_start)
     contracts_dir = contracts_dir or settings.contracts_dir
-    contracts = {
-        name: load_contract(name, contracts_dir)
-        for name in ("orders", "deliveries", "reviews", "restaurants", "dishes")
-    }
-    check_references(contracts)
+    contracts = load_contracts(contracts_dir)
+    # against the tables already written: breaking changes stop the load here
+    check_contract_changes(
+        contracts, settings.lake_root, accepted=settings.accept_breaking_contract_changes
+    )
 
     with warnings.catch_warnings():
         # BackfillPolicy is marked beta; single-run backfills are a deliberate choice here
         warnings.simplefilter("ignore", dg.BetaWarning)
-        assets = _assets(contracts, daily)
+        assets = lakehouse_assets(contracts, daily)
         if settings.execution == "local":
             # transient failures retried with backoff and jitter; the rest fail fast
             policy = retry_policy(settings.retry_delay_seconds)
@@ -120,7 +109,7 @@ def build_definitions(
             description="Features and dish recommendations as of a day (reads the trailing window of silver).",
             tags=run_tags(settings),
         ),
-        # operators: rollback by hand and DLQ replay (foodops_assets/operations.py)
+        # operators: rollback by hand and DLQ replay (foodops_assets/operations/)
         restore_delta_table_job,
         dlq_replay_job(contracts, daily),
     ]
@@ -158,60 +147,6 @@ def build_definitions(
             else dg.multiprocess_executor
         ),
     )
-
-
-def _assets(contracts, daily) -> list:
-    orders, deliveries, reviews = (contracts[n] for n in ("orders", "deliveries", "reviews"))
-    return [
-        # bronze
-        snapshot_bronze_asset(tables.RESTAURANTS, contracts["restaurants"]),
-        snapshot_bronze_asset(tables.DISHES, contracts["dishes"]),
-        daily_bronze_asset(tables.ORDERS_RAW, orders, daily),
-        daily_bronze_asset(tables.DELIVERIES_RAW, deliveries, daily),
-        daily_bronze_asset(tables.REVIEWS_RAW, reviews, daily),
-        # silver
-        silver_asset(
-            SilverSource(
-                contract=orders,
-                bronze=tables.ORDERS_RAW,
-                silver=tables.ORDERS_VALID,
-                reference_deps=(tables.RESTAURANTS.name, tables.DISHES.name),
-                reference_check=ORDERS_REFERENCE_CHECK,
-            ),
-            daily,
-        ),
-        # deliveries and reviews point to orders: the contracts' references add the
-        # dependency on orders_valid (a partition mapping) and the known_orders check
-        silver_asset(
-            SilverSource(
-                contract=deliveries,
-                bronze=tables.DELIVERIES_RAW,
-                silver=tables.DELIVERIES_VALID,
-            ),
-            daily,
-        ),
-        silver_asset(
-            SilverSource(
-                contract=reviews,
-                bronze=tables.REVIEWS_RAW,
-                silver=tables.REVIEWS_VALID,
-            ),
-            daily,
-        ),
-        dead_letter_queue_spec(
-            daily,
-            [tables.ORDERS_RAW.name, tables.DELIVERIES_RAW.name, tables.REVIEWS_RAW.name],
-        ),
-        # gold
-        restaurant_daily_sales_asset(daily),
-        city_hourly_demand_asset(daily),
-        delivery_performance_daily_asset(daily, deliveries),
-        restaurant_ratings_daily_asset(daily),
-        # ml_features
-        user_features_asset(daily),
-        dish_features_asset(daily),
-        dish_recommendations_asset(daily),
-    ]
 
 
 def _pipes_resources(settings: Settings) -> dict:

@@ -36,16 +36,13 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file (spark_python_task): make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from foodops_assets.databricks.protocol import MSG_FAILURE, MSG_MATERIALIZATION  # noqa: E402
 from foodops_assets.lakehouse.spark import SparkResource  # noqa: E402
 
 ENV_PIPES_TRANSPORT = "FOODOPS_PIPES_TRANSPORT"  # dbfs | volumes | default (see _pipes_io)
 ENV_DBFS_MOUNT = "FOODOPS_DBFS_MOUNT"  # where DBFS is mounted (Databricks: /dbfs)
 ENV_VOLUMES_MOUNT = "FOODOPS_VOLUMES_MOUNT"  # where /Volumes/... is mounted (Databricks: /)
 ON_DATABRICKS = "DATABRICKS_RUNTIME_VERSION"
-
-# custom Pipes messages (the orchestrator side is foodops_assets/databricks/assets.py)
-MSG_MATERIALIZATION = "foodops/materialization"
-MSG_FAILURE = "foodops/failure"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,27 +59,36 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_assets(pipes, workdir: Path) -> None:
     import dagster as dg
 
+    from foodops_assets.assets.graph import lakehouse_assets, load_contracts
+    from foodops_assets.checks.contract_changes import check_contract_changes
+    from foodops_assets.contracts import contract_path
     from foodops_assets.databricks.metadata import to_pipes_metadata
-    from foodops_assets.definitions import build_definitions
     from foodops_assets.lakehouse.resource import LakehouseResource
+    from foodops_assets.partitions import daily_partitions
     from foodops_assets.settings import Settings
 
     extras = pipes.extras
     contracts_dir = workdir / "contracts"
     contracts_dir.mkdir()
     for name, text in extras["contracts"].items():
-        (contracts_dir / f"{name}.yaml").write_text(text, encoding="utf-8")
+        contract_path(name, contracts_dir).write_text(text, encoding="utf-8")
     settings = Settings(
         landing_root=extras["landing_root"],
         lake_root=extras["lake_root"],
         partitions_start=extras["partitions_start"],
         contracts_dir=str(contracts_dir),
+        accept_breaking_contract_changes=tuple(extras.get("accept_breaking_contract_changes", ())),
         delta_writer=_delta_writer(),
     )
-    defs = build_definitions(settings)
-    # the assets, and the checks that read their published tables back (selected with them)
-    assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
-    assets += list(defs.asset_checks or [])
+    # the same asset graph the code location serves (assets/graph.py), without the
+    # orchestrator's parts (retries, automation, sensors): this process runs one step
+    contracts = load_contracts(settings.contracts_dir)
+    # against the lake this task writes, with the acceptances of the orchestrator
+    check_contract_changes(
+        contracts, settings.lake_root, accepted=settings.accept_breaking_contract_changes
+    )
+    graph = lakehouse_assets(contracts, daily_partitions(settings.partitions_start))
+    assets = [a for a in graph if isinstance(a, dg.AssetsDefinition)]
     selection = list(pipes.asset_keys or [])
     partition_key, tags = _partitions(pipes)
     pipes.log.info(

@@ -1,7 +1,7 @@
 """Bad operator input fails fast with a message that says what to fix; security basics.
 
 (The Dagster CLI's own handling of a bad partition key and of a malformed contract is proven
-as subprocesses in test_cli_e2e.py; a missing landing directory in assets/test_orders_path.py.
+as subprocesses in cli/test_commands_e2e.py; a missing landing directory in assets/test_orders_path.py.
 Here the rest, in process.)
 """
 
@@ -18,7 +18,7 @@ from foodops_assets.contracts.model import ContractError
 from foodops_assets.definitions import build_definitions
 from foodops_assets.lakehouse.delta import PredicateError, partition_predicate
 from foodops_assets.lakehouse.tables import ORDERS_VALID
-from foodops_assets.operations import DLQ_REPLAY_JOB
+from foodops_assets.operations.dlq_replay import DLQ_REPLAY_JOB
 from foodops_assets.settings import Settings
 from foodops_assets_tests.conftest import REPO_ROOT, materialize
 from foodops_assets_tests.factories import line, order
@@ -94,10 +94,10 @@ def test_an_unusable_lake_path_fails_at_resource_setup_naming_the_variable(lake,
 def test_a_malformed_contract_file_fails_when_the_code_location_loads(tmp_path):
     contracts = tmp_path / "contracts"
     shutil.copytree(REPO_ROOT / "resources" / "contracts", contracts)
-    (contracts / "deliveries.yaml").write_text("name: deliveries\ncolumns: [unclosed\n")
+    (contracts / "deliveries.odcs.yaml").write_text("name: deliveries\nschema: [unclosed\n")
     with pytest.raises(ContractError) as info:
         build_definitions(Settings(contracts_dir=str(contracts)))
-    assert "deliveries.yaml" in str(info.value)
+    assert "deliveries.odcs.yaml" in str(info.value)
 
 
 def test_the_webserver_binds_to_loopback_by_default():
@@ -106,7 +106,7 @@ def test_the_webserver_binds_to_loopback_by_default():
     [ui] = [x for x in makefile.splitlines() if "foodops ui" in x and not x.startswith("#")]
     assert "-h 127.0.0.1" in ui
     assert "0.0.0.0" not in makefile
-    from foodops_assets.cli import ui as ui_command
+    from foodops_assets.cli.commands import ui as ui_command
 
     [host] = [p for p in ui_command.params if p.name == "host"]
     assert host.default == "127.0.0.1"

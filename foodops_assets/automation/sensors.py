@@ -1,0 +1,193 @@
+"""File-arrival sensors: one per landing source, Auto Loader style.
+
+Each sensor keeps a cursor (:mod:`foodops_assets.lakehouse.arrivals`) so a
+tick lists only the ``date=`` directories that changed, survives restarts
+(the cursor lives in the Dagster instance) and requests each set of files
+once (stable run keys). A new file in ``orders/date=D/`` requests a run of
+``orders_raw`` (and ``orders_valid``, in the same run) for partition D — an old D
+for a late file; the other silver tables, gold and the rest follow through
+declarative automation (``conditions.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import dagster as dg
+
+from ..lakehouse import tables
+from ..lakehouse.arrivals import dump_cursor, load_cursor, scan_daily, scan_snapshot
+from ..lakehouse.landing import LandingZone
+from ..settings import Settings, is_remote_uri
+
+DAILY_SOURCES = {
+    "orders": tables.ORDERS_RAW.name,
+    "deliveries": tables.DELIVERIES_RAW.name,
+    "reviews": tables.REVIEWS_RAW.name,
+}
+# Silver that a landed file reaches in the sensor's own run (one process, one JVM start,
+# no wait for the next automation tick): orders_valid reads only orders_raw and the
+# reference snapshots. deliveries_valid and reviews_valid look their orders up in
+# orders_valid, so they wait for it through declarative automation.
+SILVER_IN_THE_SAME_RUN = {
+    "orders": tables.ORDERS_VALID.name,
+}
+SNAPSHOT_SOURCES = {
+    "restaurants": tables.RESTAURANTS.name,
+    "dishes": tables.DISHES.name,
+}
+TRIGGER_TAG = "foodops/trigger"
+SOURCE_TAG = "foodops/source"
+
+
+def arrival_sensor_name(source: str) -> str:
+    return f"{source}_file_arrivals"
+
+
+def default_status(settings: Settings) -> dg.DefaultSensorStatus:
+    return (
+        dg.DefaultSensorStatus.RUNNING
+        if settings.automation == "on"
+        else dg.DefaultSensorStatus.STOPPED
+    )
+
+
+def run_tags(settings: Settings) -> dict[str, str]:
+    """Tags on every automated run: run monitoring fails a run that outlives the timeout."""
+    return {"dagster/max_runtime": str(settings.run_timeout_seconds)}
+
+
+def file_arrival_sensors(
+    settings: Settings, partitions_def: dg.TimeWindowPartitionsDefinition
+) -> list[dg.SensorDefinition]:
+    return [
+        *(_daily_sensor(s, a, settings, partitions_def) for s, a in DAILY_SOURCES.items()),
+        *(_snapshot_sensor(s, a, settings) for s, a in SNAPSHOT_SOURCES.items()),
+    ]
+
+
+def _source_dir(settings: Settings, source: str) -> str:
+    if is_remote_uri(settings.landing_root):
+        raise dg.Failure(
+            f"File-arrival sensors list a local landing zone; FOODOPS_LANDING_ROOT="
+            f"{settings.landing_root} is an object store. Use the object store's event "
+            "notifications or the daily schedule there.",
+            allow_retries=False,
+        )
+    return LandingZone(settings.landing_root).source_dir(source)
+
+
+def _daily_sensor(
+    source: str,
+    asset: str,
+    settings: Settings,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+) -> dg.SensorDefinition:
+    selection = [dg.AssetKey(asset)]
+    if source in SILVER_IN_THE_SAME_RUN:
+        selection.append(dg.AssetKey(SILVER_IN_THE_SAME_RUN[source]))
+    also = f" and {SILVER_IN_THE_SAME_RUN[source]}" if source in SILVER_IN_THE_SAME_RUN else ""
+
+    @dg.sensor(
+        name=arrival_sensor_name(source),
+        description=(
+            f"Requests {asset}{also} for the partition of every new file under "
+            f"<landing>/{source}/date=YYYY-MM-DD/ (a late file requests its old partition)."
+        ),
+        target=selection,
+        minimum_interval_seconds=settings.sensor_interval_seconds,
+        default_status=default_status(settings),
+    )
+    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        now = dt.datetime.now(dt.UTC)
+        keys = partitions_def.get_partition_keys(current_time=now)
+        first, last = (keys[0], keys[-1]) if keys else ("", "")
+        scan = scan_daily(
+            source,
+            _source_dir(settings, source),
+            load_cursor(context.cursor),
+            settle_seconds=settings.landing_settle_seconds,
+            is_partition=lambda key: bool(keys) and first <= key <= last,
+        )
+        if scan.unsettled:
+            context.log.info(f"still being written, picked up later: {scan.unsettled[:10]}")
+        if scan.skipped:
+            context.log.info(f"not (yet) a partition, skipped: {scan.skipped[:10]}")
+        arrivals = scan.arrivals
+        if not context.cursor:
+            # a fresh cursor (a new deployment, a reset): do not reload what bronze holds
+            arrivals = [a for a in arrivals if not _partition_loaded(context, asset, a)]
+        return dg.SensorResult(
+            run_requests=[
+                dg.RunRequest(
+                    run_key=arrival.run_key,
+                    partition_key=arrival.partition,
+                    asset_selection=selection,
+                    tags={
+                        **run_tags(settings),
+                        TRIGGER_TAG: "file_arrival",
+                        SOURCE_TAG: source,
+                    },
+                )
+                for arrival in arrivals
+            ],
+            cursor=dump_cursor(scan.cursor),
+        )
+
+    return _sensor
+
+
+def _snapshot_sensor(source: str, asset: str, settings: Settings) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=arrival_sensor_name(source),
+        description=f"Requests {asset} when a new snapshot lands under <landing>/{source}/.",
+        target=[dg.AssetKey(asset)],
+        minimum_interval_seconds=settings.sensor_interval_seconds,
+        default_status=default_status(settings),
+    )
+    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        source_dir = _source_dir(settings, source)
+        scan = scan_snapshot(
+            source,
+            source_dir,
+            load_cursor(context.cursor),
+            settle_seconds=settings.landing_settle_seconds,
+        )
+        requests = []
+        for arrival in scan.arrivals:
+            if _already_loaded(context, asset, f"{source_dir}/{arrival.files[0]}"):
+                context.log.info(f"{arrival.files[0]} is already loaded into {asset}")
+                continue
+            requests.append(
+                dg.RunRequest(
+                    run_key=arrival.run_key,
+                    asset_selection=[dg.AssetKey(asset)],
+                    tags={**run_tags(settings), TRIGGER_TAG: "file_arrival", SOURCE_TAG: source},
+                )
+            )
+        return dg.SensorResult(run_requests=requests, cursor=dump_cursor(scan.cursor))
+
+    return _sensor
+
+
+def _partition_loaded(context: dg.SensorEvaluationContext, asset: str, arrival) -> bool:
+    """Bronze materialised this partition after its newest file landed."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[arrival.partition]),
+        limit=1,
+    ).records
+    return bool(records) and records[0].timestamp * 1e9 > arrival.newest_mtime_ns
+
+
+def _already_loaded(context: dg.SensorEvaluationContext, asset: str, path: str) -> bool:
+    """A fresh cursor (a new deployment) does not reload the snapshot bronze already holds."""
+    if context.cursor:
+        return False
+    event = context.instance.get_latest_materialization_event(dg.AssetKey(asset))
+    if event is None or event.asset_materialization is None:
+        return False
+    loaded = event.asset_materialization.metadata.get("snapshot_file")
+    if loaded is None:
+        return False
+    return os.path.realpath(str(getattr(loaded, "value", loaded))) == os.path.realpath(path)

@@ -1,0 +1,158 @@
+"""Declarative automation evaluated by Dagster's own evaluator against a real instance.
+
+The upstream updates are recorded as asset events (what a run records when it
+materialises an asset), so the conditions are tested without running Spark.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+
+from foodops_assets.automation.conditions import AUTOMATION_SENSOR
+from foodops_assets.automation.schedules import DAILY_SCHEDULE
+from foodops_assets.definitions import build_definitions
+
+TODAY = dt.datetime.now(dt.UTC).date()
+D = (TODAY - dt.timedelta(days=2)).isoformat()
+
+
+def blocking_checks(defs, asset):
+    graph = defs.resolve_asset_graph()
+    return [
+        k.name
+        for k in graph.asset_check_keys
+        if k.asset_key == dg.AssetKey(asset) and graph.get_check_spec(k).blocking
+    ]
+
+
+def materialized(instance, asset, partition=None, checks=(), passed=True):
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition=partition))
+    for check in checks:
+        instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(
+                asset_key=dg.AssetKey(asset),
+                check_name=check,
+                passed=passed,
+                blocking=True,
+                partition=partition,
+            )
+        )
+
+
+def days(*backs: int) -> list[str]:
+    return [(TODAY - dt.timedelta(days=b)).isoformat() for b in backs]
+
+
+class Ticks:
+    """Successive ticks of the automation sensor's evaluator (the cursor carries over)."""
+
+    def __init__(self, defs, instance):
+        self.defs, self.instance, self.cursor = defs, instance, None
+        graph = defs.resolve_asset_graph()
+        self.automated = [
+            k for k in graph.get_all_asset_keys() if graph.get(k).automation_condition
+        ]
+
+    def __call__(self) -> dict[str, list]:
+        result = dg.evaluate_automation_conditions(
+            defs=self.defs, instance=self.instance, cursor=self.cursor
+        )
+        self.cursor = result.cursor
+        return {
+            key.to_user_string(): sorted(result.get_requested_partitions(key))
+            for key in self.automated
+            if result.get_requested_partitions(key)
+        }
+
+
+def snapshots_loaded(lake, instance) -> tuple:
+    """The definitions and their automation ticks over an instance that holds the
+    reference snapshots; the first tick requests nothing."""
+    defs = build_definitions(lake.settings)
+    tick = Ticks(defs, instance)
+    materialized(instance, "restaurants")
+    materialized(instance, "dishes")
+    assert tick() == {}
+    return defs, tick
+
+
+def test_downstream_follows_updates_and_never_failed_circuit_breakers(lake, instance):
+    defs, tick = snapshots_loaded(lake, instance)
+
+    # the orders sensor loaded bronze for D: silver of D follows, nothing else
+    materialized(instance, "orders_raw", D)
+    assert tick() == {"orders_valid": [D]}
+    assert tick() == {}  # requested once, not on every tick
+
+    # silver published with its checks passed: the orders gold of D follows
+    silver_checks = blocking_checks(defs, "orders_valid")
+    assert "not_empty" in silver_checks and "conservation" in silver_checks
+    materialized(instance, "orders_valid", D, checks=silver_checks)
+    # and the recommendations of every as-of date whose trailing window holds D (D and
+    # yesterday; today is not a partition yet). The features also read reviews, which have
+    # no checked partition yet, so they wait.
+    yesterday = (TODAY - dt.timedelta(days=1)).isoformat()
+    assert tick() == {
+        "restaurant_daily_sales": [D],
+        "city_hourly_demand": [D],
+        "dish_recommendations": [D, yesterday],
+    }
+
+    # a blocking check of silver failed on E: nothing downstream runs on that data
+    e = (TODAY - dt.timedelta(days=3)).isoformat()
+    materialized(instance, "orders_valid", e, checks=["not_empty"], passed=False)
+    assert tick() == {}
+
+    # a late file for an old day: that old partition's silver follows
+    late = (TODAY - dt.timedelta(days=20)).isoformat()
+    materialized(instance, "orders_raw", late)
+    assert tick() == {"orders_valid": [late]}
+
+    # a new reference snapshot does not re-run the history
+    materialized(instance, "restaurants")
+    assert tick() == {}
+
+
+def test_a_file_arrival_run_of_bronze_and_silver_leaves_the_automation_only_gold(lake, instance):
+    """The orders sensor's run materialises orders_raw and orders_valid together: the next
+    tick requests what follows silver, not silver again."""
+    defs, tick = snapshots_loaded(lake, instance)
+    materialized(instance, "orders_raw", D)
+    materialized(instance, "orders_valid", D, checks=blocking_checks(defs, "orders_valid"))
+    requested = tick()
+    assert "orders_valid" not in requested
+    assert requested["restaurant_daily_sales"] == [D]
+    assert tick() == {}
+
+
+def test_the_automation_sensor_and_the_schedule_are_defined(lake):
+    repo = build_definitions(lake.settings).get_repository_def()
+    sensor = repo.get_sensor_def(AUTOMATION_SENSOR)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    schedule = repo.get_schedule_def(DAILY_SCHEDULE)
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", "UTC")
+    tick_time = dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.UTC)
+    with dg.build_schedule_context(
+        scheduled_execution_time=tick_time, repository_def=repo
+    ) as context:
+        [request] = schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == "2026-11-20" and request.tags["foodops/trigger"] == "schedule"
+
+
+def test_late_reviews_reach_the_rolling_ratings_of_the_following_days(lake, instance):
+    """The 30-day rolling window is a long trailing window: missing days inside it do not
+    block, and a late day of reviews re-requests the ratings of every day whose window holds it."""
+    defs, tick = snapshots_loaded(lake, instance)
+    checks = blocking_checks(defs, "reviews_valid")
+    for back in (5, 4, 3, 2):
+        materialized(
+            instance, "reviews_valid", (TODAY - dt.timedelta(days=back)).isoformat(), checks
+        )
+    # every day whose 30-day window holds an updated day (yesterday too: its window has reviews)
+    assert tick() == {"restaurant_ratings_daily": days(5, 4, 3, 2, 1)}
+    assert tick() == {}
+    # late reviews for 20 days ago: the ratings of that day and of the 19 days after it
+    materialized(instance, "reviews_valid", days(20)[0], checks)
+    assert tick() == {"restaurant_ratings_daily": days(*range(20, 0, -1))}

@@ -1,0 +1,154 @@
+"""File-arrival sensors evaluated against real files on disk (no daemon, no Spark)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import time
+
+import dagster as dg
+import pytest
+
+from foodops_assets.automation.sensors import arrival_sensor_name
+from foodops_assets.definitions import build_definitions
+from foodops_assets.lakehouse.arrivals import load_cursor, scan_daily
+
+D = dt.date(2026, 11, 20)
+
+
+@pytest.fixture
+def defs(lake):
+    return build_definitions(dataclasses.replace(lake.settings, landing_settle_seconds=0))
+
+
+def tick(defs, source, cursor=None, instance=None):
+    if instance is None:  # an empty instance: bronze has loaded nothing
+        with dg.instance_for_test() as empty:
+            return tick(defs, source, cursor, empty)
+    repo = defs.get_repository_def()
+    sensor = repo.get_sensor_def(arrival_sensor_name(source))
+    with dg.build_sensor_context(cursor=cursor, instance=instance, repository_def=repo) as context:
+        data = sensor.evaluate_tick(context)
+    return data.run_requests or [], data.cursor
+
+
+def partitions(requests):
+    return sorted(r.partition_key for r in requests)
+
+
+def age(path, seconds=60):
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+    os.utime(path.parent, (past, past))
+
+
+def test_new_file_then_same_tick_then_late_file_then_restart(lake, defs):
+    age(lake.land("orders", D, "batch-1.jsonl", ['{"order_id": "o-1"}']))
+    requests, cursor = tick(defs, "orders")
+    assert partitions(requests) == [D.isoformat()]
+    [request] = requests
+    # orders reach silver in the sensor's own run (orders_valid reads nothing else daily)
+    assert request.asset_selection == [dg.AssetKey("orders_raw"), dg.AssetKey("orders_valid")]
+    assert request.tags["foodops/source"] == "orders"
+    assert request.tags["dagster/max_runtime"] == "7200"
+
+    # the same tick again: nothing new, nothing requested, the cursor is unchanged
+    again, cursor2 = tick(defs, "orders", cursor)
+    assert again == [] and load_cursor(cursor2) == load_cursor(cursor)
+
+    # a late file in an old date= directory requests exactly that old partition
+    old = D - dt.timedelta(days=9)
+    age(lake.land("orders", old, "late.jsonl", ['{"order_id": "o-2"}']))
+    late, cursor3 = tick(defs, "orders", cursor2)
+    assert partitions(late) == [old.isoformat()]
+
+    # a second file in D: D again, with a new (stable) run key
+    age(lake.land("orders", D, "batch-2.jsonl", ['{"order_id": "o-3"}']))
+    more, cursor4 = tick(defs, "orders", cursor3)
+    assert partitions(more) == [D.isoformat()] and more[0].run_key != request.run_key
+
+    # a restart: a fresh sensor with the stored cursor string requests nothing again
+    fresh = build_definitions(dataclasses.replace(lake.settings, landing_settle_seconds=0))
+    assert tick(fresh, "orders", cursor4)[0] == []
+    # without the cursor it would re-request both partitions, with the same run keys
+    # (so Dagster's run-key dedupe would still never launch the same files twice)
+    replay, _ = tick(fresh, "orders")
+    assert {r.run_key for r in replay} == {late[0].run_key, more[0].run_key}
+
+    # the other sources' sensors are independent
+    assert tick(defs, "deliveries")[0] == []
+
+
+def test_a_thousand_files_across_ten_days_make_one_request_per_partition(lake, defs):
+    days = [D - dt.timedelta(days=i) for i in range(10)]
+    for i in range(1000):
+        lake.land("reviews", days[i % 10], f"b-{i:04d}.jsonl", ['{"review_id": "r"}'])
+    for k, day in enumerate(days):
+        age(lake.landing / "reviews" / f"date={day.isoformat()}" / f"b-{k:04d}.jsonl")
+    requests, cursor = tick(defs, "reviews")
+    assert partitions(requests) == sorted(d.isoformat() for d in days)
+    assert len({r.run_key for r in requests}) == 10
+    assert all(r.asset_selection == [dg.AssetKey("reviews_raw")] for r in requests)
+    # a quiet tick opens no date directory at all: it only compares directory mtimes
+    scan = scan_daily(
+        "reviews", str(lake.landing / "reviews"), load_cursor(cursor), settle_seconds=0
+    )
+    assert (scan.arrivals, scan.directories_listed) == ([], 0)
+    assert tick(defs, "reviews", cursor)[0] == []
+
+
+def test_files_still_being_written_are_not_picked_up(lake):
+    settling = build_definitions(dataclasses.replace(lake.settings, landing_settle_seconds=30))
+    day_dir = lake.landing / "deliveries" / f"date={D.isoformat()}"
+    day_dir.mkdir(parents=True)
+    (day_dir / "batch-1.jsonl.tmp").write_text('{"delivery_id": "x"}\n')  # being written
+    (day_dir / ".batch-2.jsonl").write_text('{"delivery_id": "x"}\n')  # hidden
+    (day_dir / "_batch-3.jsonl").write_text('{"delivery_id": "x"}\n')  # underscore
+    (day_dir / "batch-4.jsonl").write_text('{"delivery_id": "x"}\n')  # modified just now
+    requests, cursor = tick(settling, "deliveries")
+    assert requests == []
+
+    # once the producer is done (the file settled; the .tmp renamed), it is picked up
+    age(day_dir / "batch-4.jsonl")
+    requests, cursor = tick(settling, "deliveries", cursor)
+    assert partitions(requests) == [D.isoformat()]
+    (day_dir / "batch-1.jsonl.tmp").rename(day_dir / "batch-1.jsonl")
+    age(day_dir / "batch-1.jsonl")
+    renamed, _ = tick(settling, "deliveries", cursor)
+    assert partitions(renamed) == [D.isoformat()] and renamed[0].run_key != requests[0].run_key
+
+
+def test_dates_that_are_not_partitions_are_left_for_later(lake, defs):
+    today = dt.datetime.now(dt.UTC).date()
+    age(lake.land("orders", today, "b.jsonl", ['{"order_id": "o"}']))  # its day is still open
+    (lake.landing / "orders" / "date=not-a-date").mkdir()
+    requests, cursor = tick(defs, "orders")
+    assert requests == [] and today.isoformat() not in load_cursor(cursor)
+
+
+def test_snapshot_sensor_requests_each_new_snapshot_once(lake, defs, instance):
+    age(lake.land("restaurants", None, "snapshot-20261119.jsonl", ['{"restaurant_id": "r"}']))
+    requests, cursor = tick(defs, "restaurants", instance=instance)
+    assert [(r.partition_key, r.asset_selection) for r in requests] == [
+        (None, [dg.AssetKey("restaurants")])
+    ]
+    assert tick(defs, "restaurants", cursor, instance)[0] == []
+    age(lake.land("restaurants", None, "snapshot-20261120.jsonl", ['{"restaurant_id": "r"}']))
+    newer, _ = tick(defs, "restaurants", cursor, instance)
+    assert len(newer) == 1 and "snapshot-20261120" in str(load_cursor(_))
+
+
+def test_a_fresh_cursor_does_not_reload_partitions_bronze_already_holds(lake, defs, instance):
+    old, new = D - dt.timedelta(days=1), D
+    age(lake.land("orders", old, "b.jsonl", ['{"order_id": "o-1"}']))
+    age(lake.land("orders", new, "b.jsonl", ['{"order_id": "o-2"}']))
+    # bronze of `old` was materialised after its file landed (e.g. by `make run`)
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("orders_raw", partition=old.isoformat())
+    )
+    requests, cursor = tick(defs, "orders", instance=instance)
+    assert partitions(requests) == [new.isoformat()]
+    # a later file in `old` is new data: requested
+    age(lake.land("orders", old, "late.jsonl", ['{"order_id": "o-3"}']))
+    assert partitions(tick(defs, "orders", cursor, instance)[0]) == [old.isoformat()]
