@@ -40,7 +40,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-# -- the contracts, typed in (resources/contracts/*.yaml, version 1.0.0) -------------------
+# -- the contracts, typed in (resources/contracts/*.odcs.yaml, version 1.0.0) -------------------
 ORDERS = {
     "order_id": "string",
     "user_id": "string",
