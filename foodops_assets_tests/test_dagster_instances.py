@@ -57,7 +57,9 @@ def test_the_production_instance_loads_with_postgres_and_a_bounded_run_queue(pro
         "from-the-secret-store",
     )
 
-    queue = _resolved(prod_config["run_coordinator"])
+    _resolved(prod_config["run_coordinator"])
+    queue = prod_config["concurrency"]["runs"]
+    assert prod_config["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
     assert queue["max_concurrent_runs"] == 6
     limits = {limit["key"]: limit for limit in queue["tag_concurrency_limits"]}
     assert limits["dagster/partition"]["limit"] == 1  # one run per partition at a time
@@ -88,7 +90,11 @@ def test_the_local_instance_runs_one_run_per_partition_and_times_runs_out(tmp_pa
 
     shutil.copy(REPO_ROOT / "resources" / "dagster.yaml", tmp_path / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
-        queue = instance.run_coordinator.get_run_queue_config()
+        concurrency = instance.get_concurrency_config()
+        # one slot per pool: a table's writer or its maintenance, never both at once
+        assert concurrency.pool_config.default_pool_limit == 1
+        assert concurrency.pool_config.pool_granularity.value == "op"
+        queue = concurrency.run_queue_config  # what the run queue daemon reads
         assert queue.max_concurrent_runs == 2  # different partitions run side by side
         [limit] = queue.tag_concurrency_limits
         assert (limit["key"], limit["limit"], limit["value"]) == (
