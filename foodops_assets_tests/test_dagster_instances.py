@@ -105,3 +105,4 @@ def test_the_local_instance_runs_one_run_per_partition_and_times_runs_out(tmp_pa
         assert instance.run_monitoring_enabled
         settings = instance.run_monitoring_settings
         assert settings["max_runtime_seconds"] == 21600 and settings["start_timeout_seconds"] == 300
+        assert settings["free_slots_after_run_end_seconds"] == 60  # a dead run's pool slots
