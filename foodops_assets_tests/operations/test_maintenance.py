@@ -220,6 +220,22 @@ def test_the_code_location_refuses_silver_retention_the_automation_could_reach(t
         build_definitions(Settings(landing_root="/l", lake_root="/k"), contracts_dir=contracts)
 
 
+def test_the_schedule_starts_maintenance_off_peak_as_configured():
+    settings = Settings(landing_root="/l", lake_root="/k", maintenance_cron="15 4 * * *")
+    repo = build_definitions(settings).get_repository_def()
+    schedule = repo.get_schedule_def("foodops_lake_maintenance")
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("15 4 * * *", "UTC")
+    assert schedule.job_name == MAINTENANCE_JOB
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    tick = dt.datetime(2026, 11, 21, 4, 15, tzinfo=dt.UTC)
+    with dg.build_schedule_context(scheduled_execution_time=tick) as context:
+        [request] = schedule.evaluate_tick(context).run_requests
+    assert request.tags["dagster/max_runtime"] == str(settings.run_timeout_seconds)
+    off = build_definitions(Settings(landing_root="/l", lake_root="/k", automation="off"))
+    stopped = off.get_repository_def().get_schedule_def("foodops_lake_maintenance")
+    assert stopped.default_status == dg.DefaultScheduleStatus.STOPPED
+
+
 @pytest.mark.e2e
 def test_maintenance_waits_for_the_run_writing_a_table_and_does_the_others_meanwhile(tmp_path):
     """Two real processes on one Dagster instance (the repository's dagster.yaml): a
