@@ -18,6 +18,7 @@ from .automation.conditions import automation_sensor, with_automation
 from .automation.retries import retry_policy, with_retries
 from .automation.schedules import daily_schedule, maintenance_schedule
 from .automation.sensors import file_arrival_sensors, run_tags
+from .checks.contract_changes import check_contract_changes
 from .contracts import CONTRACTS_DIR
 from .lakehouse import tables
 from .lakehouse.resource import LakehouseResource
@@ -67,6 +68,10 @@ def build_definitions(
     daily = daily_partitions(settings.partitions_start)
     contracts_dir = contracts_dir or settings.contracts_dir
     contracts = load_contracts(contracts_dir)
+    # against the tables already written: breaking changes stop the load here
+    check_contract_changes(
+        contracts, settings.lake_root, accepted=settings.accept_breaking_contract_changes
+    )
 
     with warnings.catch_warnings():
         # BackfillPolicy is marked beta; single-run backfills are a deliberate choice here

@@ -25,6 +25,10 @@ ENV_SPARK_DRIVER_MEMORY = "FOODOPS_SPARK_DRIVER_MEMORY"
 DEFAULT_SPARK_DRIVER_MEMORY = "3g"
 ENV_PARTITIONS_START = "FOODOPS_PARTITIONS_START"
 ENV_CONTRACTS_DIR = "FOODOPS_CONTRACTS_DIR"
+# breaking contract changes the operator accepts against the existing tables, as
+# <contract>@<version>, comma-separated (logged at every load; README "Data contracts")
+ENV_ACCEPT_BREAKING_CONTRACT_CHANGES = "FOODOPS_ACCEPT_BREAKING_CONTRACT_CHANGES"
+_ACCEPTED_CHANGE = re.compile(r"[a-z][a-z0-9_]*@[^\s,@]+")
 ENV_EXECUTOR = "FOODOPS_EXECUTOR"
 EXECUTORS = ("in_process", "multiprocess")
 ENV_DELTA_WRITER = "FOODOPS_DELTA_WRITER"
@@ -75,6 +79,8 @@ class Settings:
     spark_driver_memory: str = DEFAULT_SPARK_DRIVER_MEMORY  # local Spark only
     partitions_start: str = DEFAULT_PARTITIONS_START
     contracts_dir: str | None = None  # default: resources/contracts of this repository
+    # contract versions whose breaking changes load anyway (see checks/contract_changes.py)
+    accept_breaking_contract_changes: tuple[str, ...] = ()
     # in_process: one process (one Spark session) per run; multiprocess: one per step
     executor: str = "in_process"
     # how partition writes reach Delta (see lakehouse/spark_files.py, lakehouse/delta_spark.py)
@@ -106,6 +112,12 @@ class Settings:
     vacuum_retention_hours: int | None = None  # None: the window (never less)
 
     def __post_init__(self) -> None:
+        for item in self.accept_breaking_contract_changes:
+            if not _ACCEPTED_CHANGE.fullmatch(item):
+                raise ConfigError(
+                    f"{ENV_ACCEPT_BREAKING_CONTRACT_CHANGES}: {item!r} is not <contract>@<version>; "
+                    "name the contract version whose breaking change you accept, e.g. orders@2.0.0"
+                )
         if self.executor not in EXECUTORS:
             raise ConfigError(
                 f"{ENV_EXECUTOR}={self.executor!r} is not one of {', '.join(EXECUTORS)}"
@@ -208,6 +220,11 @@ class Settings:
             spark_driver_memory=env.get(ENV_SPARK_DRIVER_MEMORY) or DEFAULT_SPARK_DRIVER_MEMORY,
             partitions_start=env.get(ENV_PARTITIONS_START) or DEFAULT_PARTITIONS_START,
             contracts_dir=env.get(ENV_CONTRACTS_DIR) or None,
+            accept_breaking_contract_changes=tuple(
+                item.strip()
+                for item in (env.get(ENV_ACCEPT_BREAKING_CONTRACT_CHANGES) or "").split(",")
+                if item.strip()
+            ),
             executor=env.get(ENV_EXECUTOR) or "in_process",
             delta_writer=env.get(ENV_DELTA_WRITER) or "auto",
             execution=env.get(ENV_EXECUTION) or "local",

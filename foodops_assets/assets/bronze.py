@@ -27,6 +27,7 @@ from .common import (
     commit_metadata,
     contract_definition_metadata,
     contract_descriptions,
+    contract_metadata,
     partition_label,
     run_days,
     table_schema,
@@ -95,7 +96,7 @@ def daily_bronze_asset(
                 table,
                 {"partition_date": days},
                 description=f"bronze {contract.name}",
-                commit_metadata=commit_metadata(context, table.name, days),
+                commit_metadata=commit_metadata(context, table.name, days, contract),
             )
             # one pass over the cached lines for the per-file counts, two over the written
             # table for everything else (the lines' JSON is not parsed again)
@@ -115,6 +116,7 @@ def daily_bronze_asset(
         return dg.MaterializeResult(
             metadata={
                 **write_metadata(write, bronze.schema, contract_descriptions(contract)),
+                **contract_metadata(contract),
                 "files_read": len(paths),
                 # where the rows came from (OpenLineage inputs) and how late they were picked up
                 "landing_files": dg.MetadataValue.json(sorted(paths)),
@@ -304,7 +306,7 @@ def snapshot_bronze_asset(table: TableRef, contract: Contract) -> dg.AssetsDefin
             bronze,
             table,
             description=f"bronze {contract.name} (newest snapshot)",
-            commit_metadata=commit_metadata(context, table.name),
+            commit_metadata=commit_metadata(context, table.name, contract=contract),
         )
         written = lakehouse.read(session, table)
         # every rule and the parse failures in one pass (a rule that is null on a row does
@@ -330,6 +332,7 @@ def snapshot_bronze_asset(table: TableRef, contract: Contract) -> dg.AssetsDefin
         return dg.MaterializeResult(
             metadata={
                 **write_metadata(write, bronze.schema, contract_descriptions(contract)),
+                **contract_metadata(contract),
                 "snapshot_file": dg.MetadataValue.path(snapshot.path),
                 "landing_files": dg.MetadataValue.json([snapshot.path]),
                 "unparseable_lines": counts["_unparseable"],

@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 from pyspark.sql import types as T
 
+from ..checks.contract_changes import COMMIT_CONTRACT, COMMIT_CONTRACT_VERSION, COMMIT_PRIMARY_KEY
 from ..contracts import Contract
 from ..lakehouse.delta import WriteResult
 
@@ -62,13 +63,30 @@ def partition_label(days: Sequence[dt.date]) -> str:
     return f"{days[0].isoformat()}...{days[-1].isoformat()}"
 
 
-def commit_metadata(context: dg.AssetExecutionContext, asset: str, days: Sequence[dt.date] = ()):
-    """Recorded in the Delta commit, so a table version leads back to its Dagster run."""
-    return {
+def commit_metadata(
+    context: dg.AssetExecutionContext,
+    asset: str,
+    days: Sequence[dt.date] = (),
+    contract: Contract | None = None,
+):
+    """Recorded in the Delta commit, so a table version leads back to its Dagster run (and,
+    for a table a contract shapes, to the contract version and primary key it was written
+    with: what the load-time contract-change check compares with)."""
+    meta = {
         "dagster_run_id": context.run.run_id,
         "dagster_asset": asset,
         "dagster_partitions": partition_label(days) if days else None,
     }
+    if contract is not None:
+        meta[COMMIT_CONTRACT] = contract.name
+        meta[COMMIT_CONTRACT_VERSION] = contract.version
+        meta[COMMIT_PRIMARY_KEY] = ",".join(contract.primary_key)
+    return meta
+
+
+def contract_metadata(contract: Contract) -> dict[str, Any]:
+    """On every materialisation the contract validated: the contract version it used."""
+    return {"contract_version": contract.version}
 
 
 def table_schema(

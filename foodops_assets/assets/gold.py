@@ -228,7 +228,7 @@ class DeliveryPerformanceConfig(dg.Config):
     on_time_sla_minutes: float | None = Field(
         default=None,
         description="minutes from assignment to delivery that count as on time "
-        "(default: the deliveries contract's sla.on_time_minutes)",
+        "(default: the deliveries contract's SLA on_time_minutes)",
     )
 
 

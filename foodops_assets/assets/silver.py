@@ -47,6 +47,7 @@ from .common import (
     commit_metadata,
     contract_definition_metadata,
     contract_descriptions,
+    contract_metadata,
     identity_lineage,
     partition_label,
     run_days,
@@ -72,10 +73,10 @@ class SilverConfig(dg.Config):
     """Run-time overrides of the contract's thresholds (launchpad / run config)."""
 
     max_dlq_rate: float | None = Field(
-        default=None, description="override the contract's sla.max_dlq_rate (0..1)"
+        default=None, description="override the contract's SLA max_dlq_rate (0..1)"
     )
     max_orphan_rate: float | None = Field(
-        default=None, description="override the contract's sla.max_orphan_rate (0..1)"
+        default=None, description="override the contract's SLA max_orphan_rate (0..1)"
     )
 
 
@@ -298,6 +299,7 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
                         "table_uri": dg.MetadataValue.path(dlq_write.table_uri),
                         "dagster/uri": dlq_write.table_uri,
                         "written_by": src.silver.name,
+                        **contract_metadata(contract),
                     },
                 )
             write = lakehouse.write_partitions(
@@ -305,7 +307,7 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
                 src.silver,
                 where,
                 description=f"silver {contract.name}",
-                commit_metadata=commit_metadata(context, src.silver.name, days),
+                commit_metadata=commit_metadata(context, src.silver.name, days, contract),
             )
             # nothing reads the classified rows any more: the heap is the read-back's
             classified.unpersist(blocking=True)
@@ -332,6 +334,7 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
             yield dg.MaterializeResult(
                 metadata={
                     **write_metadata(write, valid_df.schema, contract_descriptions(contract)),
+                    **contract_metadata(contract),
                     "dagster/column_lineage": identity_lineage(
                         src.bronze.name, contract.column_names
                     ),

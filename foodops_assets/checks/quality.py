@@ -374,11 +374,12 @@ def landing_schema(
             )
         if missing:
             parts.append("contract fields no line carried: " + ", ".join(missing))
-        description = f"landing schema differs from the {contract_.name} contract: " + "; ".join(
-            parts
+        description = (
+            f"landing schema differs from the {contract_.name} contract "
+            f"v{contract_.version}: " + "; ".join(parts)
         )
     else:
-        description = f"every landed field is in the {contract_.name} contract"
+        description = f"every landed field is in the {contract_.name} contract v{contract_.version}"
     return dg.AssetCheckResult(
         check_name=names.LANDING_SCHEMA,
         passed=not changed,

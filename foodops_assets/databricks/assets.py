@@ -28,6 +28,7 @@ from typing import Any
 import dagster as dg
 from dagster._core.definitions.metadata.external_metadata import metadata_map_from_external
 
+from ..contracts import contract_files
 from ..settings import Settings
 from .launchers import PipesLauncher
 from .protocol import MSG_FAILURE, MSG_MATERIALIZATION
@@ -48,12 +49,19 @@ def run_spark_assets_on_pipes(
 ) -> list[Any]:
     """``assets`` with every Spark asset moved into a Pipes multi-asset; the specs of
     ``asset_checks`` (checks that need Spark) join the multi-asset of their asset."""
-    contracts = {p.stem: p.read_text(encoding="utf-8") for p in Path(contracts_dir).glob("*.yaml")}
+    # the exact contract files the orchestrator loaded travel in the context
+    contracts = {
+        name: path.read_text(encoding="utf-8")
+        for name, path in contract_files(contracts_dir).items()
+    }
     extras = {
         "landing_root": settings.landing_root,
         "lake_root": settings.lake_root,
         "partitions_start": settings.partitions_start,
         "contracts": contracts,
+        # the task loads the code location on the cluster, against the lake it writes:
+        # the same breaking contract changes are accepted there
+        "accept_breaking_contract_changes": list(settings.accept_breaking_contract_changes),
     }
     extra_checks: dict[dg.AssetKey, list[dg.AssetCheckSpec]] = {}
     for checks in asset_checks:

@@ -60,6 +60,8 @@ def run_assets(pipes, workdir: Path) -> None:
     import dagster as dg
 
     from foodops_assets.assets.graph import lakehouse_assets, load_contracts
+    from foodops_assets.checks.contract_changes import check_contract_changes
+    from foodops_assets.contracts import contract_path
     from foodops_assets.databricks.metadata import to_pipes_metadata
     from foodops_assets.lakehouse.resource import LakehouseResource
     from foodops_assets.partitions import daily_partitions
@@ -69,19 +71,23 @@ def run_assets(pipes, workdir: Path) -> None:
     contracts_dir = workdir / "contracts"
     contracts_dir.mkdir()
     for name, text in extras["contracts"].items():
-        (contracts_dir / f"{name}.yaml").write_text(text, encoding="utf-8")
+        contract_path(name, contracts_dir).write_text(text, encoding="utf-8")
     settings = Settings(
         landing_root=extras["landing_root"],
         lake_root=extras["lake_root"],
         partitions_start=extras["partitions_start"],
         contracts_dir=str(contracts_dir),
+        accept_breaking_contract_changes=tuple(extras.get("accept_breaking_contract_changes", ())),
         delta_writer=_delta_writer(),
     )
     # the same asset graph the code location serves (assets/graph.py), without the
     # orchestrator's parts (retries, automation, sensors): this process runs one step
-    graph = lakehouse_assets(
-        load_contracts(settings.contracts_dir), daily_partitions(settings.partitions_start)
+    contracts = load_contracts(settings.contracts_dir)
+    # against the lake this task writes, with the acceptances of the orchestrator
+    check_contract_changes(
+        contracts, settings.lake_root, accepted=settings.accept_breaking_contract_changes
     )
+    graph = lakehouse_assets(contracts, daily_partitions(settings.partitions_start))
     assets = [a for a in graph if isinstance(a, dg.AssetsDefinition)]
     selection = list(pipes.asset_keys or [])
     partition_key, tags = _partitions(pipes)

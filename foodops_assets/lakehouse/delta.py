@@ -167,6 +167,77 @@ class DeltaStore:
     def arrow_schema(self, table: TableRef) -> pa.Schema:
         return pa.schema(self._open(table).schema().to_arrow())
 
+    def log_schema(self, table: TableRef) -> pa.Schema | None:
+        """The table's current schema, None when there is no table."""
+        state = self.schema_and_commit_with(table, key=None)
+        return state[0] if state else None
+
+    def schema_and_commit_with(
+        self, table: TableRef, key: str | None, limit: int = 50
+    ) -> tuple[pa.Schema, dict[str, Any] | None] | None:
+        """The table's current schema and the newest of its last ``limit`` commits whose
+        commit info carries ``key`` (one table load; None when there is no table)."""
+        try:
+            dt_ = DeltaTable(self.uri(table), storage_options=self.storage_options)
+        except TableNotFoundError:
+            return None
+        schema = pa.schema(dt_.schema().to_arrow())
+        if key is None:
+            return schema, None
+        # the newest commit is normally a write that carries it; look further back only
+        # past commits that do not (a restore, a rollback)
+        commits = dt_.history(1)
+        if not any(key in c for c in commits):
+            commits = dt_.history(limit)
+        return schema, next((c for c in commits if key in c), None)
+
+    def widen_types(
+        self, table: TableRef, rows: pa.Schema, commit_metadata: Mapping[str, Any] | None = None
+    ) -> dict[str, str]:
+        """Before a write of ``rows`` to an existing table: if ``rows`` widens a column
+        (:func:`is_widening`), rewrite the table once with the wider types — one commit,
+        the same rows, every old value cast up — so that the write that follows (and any
+        Delta reader) sees one type. delta-rs's ``schema_mode="merge"`` would cast the new
+        rows down to the old type instead (or refuse a decimal), so it cannot do this.
+        Returns ``{column: "old -> new"}``, empty when nothing widens."""
+        current = self.log_schema(table)
+        if current is None:
+            return {}
+        new_types = {f.name: f.type for f in rows}
+        widened = {
+            f.name: new_types[f.name]
+            for f in current
+            if f.name in new_types and is_widening(f.type, new_types[f.name])
+        }
+        if not widened:
+            return {}
+        target = pa.schema(
+            [pa.field(f.name, widened.get(f.name, f.type), f.nullable) for f in current]
+        )
+        dataset = self._open(table).to_pyarrow_dataset()
+        batches = (
+            batch.select(target.names).cast(target)
+            for batch in dataset.scanner(columns=target.names).to_batches()
+        )
+        changes = {c: f"{current.field(c).type} -> {t}" for c, t in widened.items()}
+        write_deltalake(
+            self.uri(table),
+            pa.RecordBatchReader.from_batches(target, batches),
+            mode="overwrite",
+            schema_mode="overwrite",
+            partition_by=list(table.partition_by) or None,
+            name=table.name,
+            storage_options=self.storage_options,
+            commit_properties=_commit_properties(
+                {
+                    **(commit_metadata or {}),
+                    "foodops_migration": "widen "
+                    + ", ".join(f"{c} {t}" for c, t in sorted(changes.items())),
+                }
+            ),
+        )
+        return changes
+
     # -- writes --------------------------------------------------------------------
     def replace_partitions(
         self,
@@ -187,6 +258,8 @@ class DeltaStore:
                     f"{self.uri(table)} is partitioned by {actual}, expected "
                     f"{list(table.partition_by)}: refusing to write"
                 )
+        if previous is not None:
+            self.widen_types(table, data.schema, commit_metadata)
         faults.fail_if_injected(table.name)
         if faults.active(f"duplicate_write:{table.name}"):
             data = pa.concat_tables([data, data])
@@ -236,6 +309,8 @@ class DeltaStore:
                 f"table {table.name} is partitioned: replace named partitions, never the whole table"
             )
         previous = self.version(table)
+        if previous is not None:
+            self.widen_types(table, data.schema, commit_metadata)
         faults.fail_if_injected(table.name)
         write_deltalake(
             self.uri(table),
@@ -385,6 +460,21 @@ class DeltaStore:
 
     def is_local(self) -> bool:
         return not is_remote_uri(self.lake_root)
+
+
+def is_widening(old: pa.DataType, new: pa.DataType) -> bool:
+    """A column type change every stored value survives unchanged: a signed integer to a
+    wider one (int -> long), a decimal to one with at least as many integer digits and
+    at least the same scale (e.g. decimal(10,2) -> decimal(12,2))."""
+    if pa.types.is_signed_integer(old) and pa.types.is_signed_integer(new):
+        return new.bit_width > old.bit_width
+    if pa.types.is_decimal(old) and pa.types.is_decimal(new):
+        return (
+            (new.precision, new.scale) != (old.precision, old.scale)
+            and new.scale >= old.scale
+            and new.precision - new.scale >= old.precision - old.scale
+        )
+    return False
 
 
 def _hanging_reader(data: pa.Table, table: str) -> pa.RecordBatchReader:

@@ -42,9 +42,17 @@ from deltalake import CommitProperties, DeltaTable, Schema
 from deltalake.transaction import AddAction, create_table_with_add_actions
 from pyarrow import fs as pafs
 from pyspark.sql import DataFrame
-from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_type, to_arrow_schema
 
-from .delta import DeltaStore, PartitionValues, PredicateError, WriteResult, partition_predicate
+from .delta import (
+    DeltaStore,
+    PartitionValues,
+    PredicateError,
+    WriteResult,
+    is_widening,
+    partition_predicate,
+)
 from .tables import TableRef
 
 WRITER = "spark_files"
@@ -144,6 +152,12 @@ def _write(
     full_schema = to_arrow_schema(
         df.schema, error_on_duplicated_field_names_in_struct=True, timezone="UTC"
     )
+    if existing is not None:
+        # a contract that widened a column: the table takes the wider type first (one
+        # rewrite commit); rows narrower than the table are cast up to its type
+        if store.widen_types(table, full_schema, commit_metadata):
+            existing = _open(store, table)
+        df, full_schema = _cast_up_to(df, full_schema, existing, table)
     data_schema = pa.schema([f for f in full_schema if f.name not in table.partition_by])
     delta_schema = _commit_schema(full_schema, existing, table)
 
@@ -430,6 +444,28 @@ def _stat_value(value: Any, t: pa.DataType, bound: str) -> Any:
 
 
 # -- the commit ---------------------------------------------------------------------------------
+
+
+def _cast_up_to(
+    df: DataFrame, rows: pa.Schema, existing: DeltaTable, table: TableRef
+) -> tuple[DataFrame, pa.Schema]:
+    """``df`` with the columns the table stores in a wider type cast up to it (the values
+    are unchanged; the Parquet files then carry the table's type)."""
+    current = {f.name: f.type for f in pa.schema(existing.schema().to_arrow())}
+    wider = {
+        f.name: current[f.name] for f in rows if is_widening(f.type, current.get(f.name, f.type))
+    }
+    if not wider:
+        return df, rows
+    df = df.select(
+        *[
+            F.col(c).cast(from_arrow_type(wider[c])).alias(c) if c in wider else F.col(c)
+            for c in df.columns
+        ]
+    )
+    return df, to_arrow_schema(
+        df.schema, error_on_duplicated_field_names_in_struct=True, timezone="UTC"
+    )
 
 
 def _commit_schema(full: pa.Schema, existing: DeltaTable | None, table: TableRef) -> Schema:

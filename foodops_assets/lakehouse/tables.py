@@ -55,6 +55,15 @@ DISH_RECOMMENDATIONS = _daily("ml_features", "dish_recommendations")
 # trained models live beside the tables, under <lake>/ml_models/<name>/as_of=<date>
 ML_MODELS_DIR = "ml_models"
 
+# the bronze table of each landing source (daily and snapshot)
+BRONZE_BY_SOURCE: dict[str, TableRef] = {
+    "orders": ORDERS_RAW,
+    "deliveries": DELIVERIES_RAW,
+    "reviews": REVIEWS_RAW,
+    "restaurants": RESTAURANTS,
+    "dishes": DISHES,
+}
+
 # the silver table of each daily landing source (what a contract's references point into)
 SILVER_BY_SOURCE: dict[str, TableRef] = {
     "orders": ORDERS_VALID,

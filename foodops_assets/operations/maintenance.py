@@ -19,7 +19,7 @@ the asset page would show maintenance as its last update. An ``AssetObservation`
 the numbers (files, bytes, versions kept, duration, purged partitions) on the asset's
 page and plots without claiming new data.
 
-**Retention from the contracts.** Each daily source's contract says, in its ``sla``:
+**Retention from the contracts.** Each daily source's contract says, in its ``slaProperties``:
 ``bronze_raw_text_retention_days`` (bronze ``_rescued_data`` nulled), ``dlq_retention_days``
 (its dead-letter rows deleted), ``silver_retention_days`` (its silver partitions and the
 bronze ones under them deleted), and optionally ``rollback_window_days`` (a longer window
@@ -45,7 +45,7 @@ from .restore import RESTORE_JOB
 MAINTENANCE_JOB = "lake_maintenance"
 POOL_PREFIX = "lake/"
 
-# the contract keys (``sla:``) this module reads, through Contract.sla_value only
+# the contract keys (``slaProperties``, in days) this module reads, through Contract.sla_value
 RAW_TEXT_RETENTION = "bronze_raw_text_retention_days"
 DLQ_RETENTION = "dlq_retention_days"
 SILVER_RETENTION = "silver_retention_days"
@@ -220,7 +220,7 @@ def table_policies(contracts: Mapping[str, Contract], settings: Settings) -> dic
 def _days(contract: Contract, key: str, minimum: int) -> tuple[int, str] | None:
     """(days, where) of a retention key of the contract's SLA; None when it does not say."""
     value = contract.sla_value(key, None)
-    where = f"sla.{key} of {contract.path or contract.name}"
+    where = f"slaProperties {key} of {contract.path or contract.name}"
     if value is None:
         return None
     if int(value) != value or value < minimum:

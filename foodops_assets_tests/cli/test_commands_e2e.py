@@ -173,11 +173,11 @@ def test_a_malformed_contract_stops_the_code_location_with_the_reason(lake, tmp_
     contracts = tmp_path / "contracts"
     contracts.mkdir()
     for name in ("orders", "deliveries", "reviews", "restaurants", "dishes"):
-        (contracts / f"{name}.yaml").write_text(
-            (REPO_ROOT / "resources" / "contracts" / f"{name}.yaml").read_text()
+        (contracts / f"{name}.odcs.yaml").write_text(
+            (REPO_ROOT / "resources" / "contracts" / f"{name}.odcs.yaml").read_text()
         )
-    (contracts / "orders.yaml").write_text(
-        (contracts / "orders.yaml").read_text().replace("check: positive", "check: positiv", 1)
+    (contracts / "orders.odcs.yaml").write_text(
+        (contracts / "orders.odcs.yaml").read_text().replace("check: positive", "check: positiv", 1)
     )
     env = subprocess_env(lake, FOODOPS_CONTRACTS_DIR=str(contracts))
     proc = subprocess.run(
@@ -190,4 +190,4 @@ def test_a_malformed_contract_stops_the_code_location_with_the_reason(lake, tmp_
     )
     assert proc.returncode != 0
     output = proc.stdout + proc.stderr
-    assert "orders.yaml" in output and "check 'positiv' is not one of" in output
+    assert "orders.odcs.yaml" in output and "check 'positiv' is not one of" in output

@@ -74,6 +74,9 @@ def test_the_remote_task_reports_materialisations_and_checks_through_pipes(lake,
 
     # row counts, Delta versions, URIs and schema came back through Pipes
     silver = _metadata(result, "orders_valid")
+    # validated on the remote side with the contract files that travelled in the context
+    assert silver["contract_version"] == _metadata(result, "orders_raw")["contract_version"]
+    assert silver["contract_version"] == "1.0.0"
     assert (
         silver["bronze_rows"],
         silver["silver_rows"],

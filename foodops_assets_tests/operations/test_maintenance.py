@@ -181,8 +181,10 @@ def test_a_retention_shorter_than_a_tables_window_is_refused_naming_the_settings
 ):
     contracts = tmp_path / "contracts"
     shutil.copytree(CONTRACTS_DIR, contracts)
-    orders = contracts / "orders.yaml"
-    orders.write_text(orders.read_text().replace("sla:\n", "sla:\n  rollback_window_days: 14\n", 1))
+    orders = contracts / "orders.odcs.yaml"
+    orders.write_text(
+        orders.read_text() + "- {property: rollback_window_days, value: 14, unit: d}\n"
+    )
     _seed(lake)
     seeded = lake.store.version(ORDERS_VALID)
     settings = Settings(
@@ -201,7 +203,7 @@ def test_a_retention_shorter_than_a_tables_window_is_refused_naming_the_settings
     }
     message = failed["maintain_orders_raw"].event_specific_data.error.message
     assert "FOODOPS_VACUUM_RETENTION_HOURS=200" in message
-    assert "sla.rollback_window_days" in message and "orders.yaml" in message
+    assert "slaProperties rollback_window_days" in message and "orders.odcs.yaml" in message
     assert "at least 336" in message
     # nothing of theirs was touched; with the setting unset, the window is the retention
     assert lake.store.version(ORDERS_VALID) == seeded
@@ -212,11 +214,13 @@ def test_a_retention_shorter_than_a_tables_window_is_refused_naming_the_settings
 def test_the_code_location_refuses_silver_retention_the_automation_could_reach(tmp_path):
     contracts = tmp_path / "contracts"
     shutil.copytree(CONTRACTS_DIR, contracts)
-    reviews = contracts / "reviews.yaml"
+    reviews = contracts / "reviews.odcs.yaml"
     reviews.write_text(
         reviews.read_text().replace("silver_retention_days: 400", "silver_retention_days: 20")
     )
-    with pytest.raises(PolicyError, match="sla.silver_retention_days of .*reviews.yaml = 20"):
+    with pytest.raises(
+        PolicyError, match="slaProperties silver_retention_days of .*reviews.odcs.yaml = 20"
+    ):
         build_definitions(Settings(landing_root="/l", lake_root="/k"), contracts_dir=contracts)
 
 

@@ -94,10 +94,10 @@ def test_an_unusable_lake_path_fails_at_resource_setup_naming_the_variable(lake,
 def test_a_malformed_contract_file_fails_when_the_code_location_loads(tmp_path):
     contracts = tmp_path / "contracts"
     shutil.copytree(REPO_ROOT / "resources" / "contracts", contracts)
-    (contracts / "deliveries.yaml").write_text("name: deliveries\ncolumns: [unclosed\n")
+    (contracts / "deliveries.odcs.yaml").write_text("name: deliveries\nschema: [unclosed\n")
     with pytest.raises(ContractError) as info:
         build_definitions(Settings(contracts_dir=str(contracts)))
-    assert "deliveries.yaml" in str(info.value)
+    assert "deliveries.odcs.yaml" in str(info.value)
 
 
 def test_the_webserver_binds_to_loopback_by_default():

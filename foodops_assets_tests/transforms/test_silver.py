@@ -57,7 +57,8 @@ def _rules_of(spark, record_or_line) -> list[str]:
         (order(order_time="2026-11-21T00:30:00Z"), []),  # within the clock-skew tolerance
         (order(order_time="2026-11-15T10:00:00Z"), []),  # late but within max_age_days
         (without(order(), "order_time"), ["order_time_in_window"]),
-        (order(price=0, quantity=0), ["valid_price", "valid_quantity"]),
+        # in the order of the contract's properties (quantity before price)
+        (order(price=0, quantity=0), ["valid_quantity", "valid_price"]),
         (order(quantity="two"), ["parseable_record", "valid_quantity"]),
         (order(price="12.x", user_id=None), ["parseable_record", "has_user_id", "valid_price"]),
         (order(coupon_code="SAVE5"), []),  # fields outside the contract never reject
