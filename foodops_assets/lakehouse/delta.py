@@ -7,6 +7,12 @@ predicate fails instead of rewriting the table; delta-rs additionally rejects
 rows that fall outside it. A process killed mid-write leaves only unreferenced
 Parquet files behind: readers stay on the previous version.
 
+Writers and lake maintenance share tables without a lock. A write whose commit loses
+to commits that cannot have touched its partitions' data (maintenance's compaction,
+purge, table properties; another writer's other partitions) is written again (the
+partition write is idempotent), so maintenance never makes a writer fail; a commit
+by another writer to the same partitions still fails it (:class:`ConcurrentWriteError`).
+
 Spark reads a table by asking delta-rs for the snapshot's file list and
 reading those Parquet files itself, so data never flows through the Python
 process on the way in.
@@ -15,6 +21,7 @@ process on the way in.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +30,7 @@ from typing import Any
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from pyarrow import fs as pafs
 
 from ..drills import faults
 from ..settings import is_remote_uri
@@ -31,6 +39,10 @@ from .tables import TableRef
 PartitionValues = Mapping[str, Sequence[dt.date | str]]
 
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+# the commit-info key every lake_maintenance commit carries (lakehouse/maintenance.py)
+MAINTENANCE_COMMIT_KEY = "foodops_maintenance"
+# how often a write is done again after losing its commit to commits that let it
+WRITE_ATTEMPTS = 5
 # reader features that a plain Parquet read of the file list would get wrong
 _UNSAFE_FOR_FILE_READ = {"deletionVectors", "columnMapping", "v2Checkpoint", "typeWidening"}
 
@@ -78,6 +90,39 @@ class TableNotMaterialized(LookupError):
 
 class ConcurrentWriteError(RuntimeError):
     """Another writer committed to the same partitions while this write was running."""
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One commit of a table's log, as far as a concurrent writer cares."""
+
+    version: int
+    operation: str | None
+    maintenance: bool  # made by lake_maintenance
+    # partition values (column -> value as the log spells it) of every file the commit
+    # added or removed with dataChange=true: the data it changed
+    data_changed: tuple[Mapping[str, str | None], ...]
+    metadata: bool  # a metaData or protocol action (schema, properties, features)
+
+    def lets_write(self, table: TableRef, where: PartitionValues | None) -> bool:
+        """Whether a write of ``where`` (None: the whole table) that read the table before
+        this commit may commit over it: it changed no data of those partitions and no
+        schema, or it is maintenance (which only compacts, purges what is past retention,
+        or sets retention properties: the write replaces the partitions whole anyway)."""
+        if self.maintenance:
+            return True
+        if self.metadata:
+            return False
+        if where is None or not table.is_partitioned:
+            return not self.data_changed
+        wanted = {c: {_partition_text(v) for v in values} for c, values in where.items()}
+        return not any(
+            all(values.get(c) in vs for c, vs in wanted.items()) for values in self.data_changed
+        )
+
+    def describe(self) -> str:
+        who = "lake_maintenance" if self.maintenance else "another writer"
+        return f"version {self.version} ({self.operation or 'commit'} by {who})"
 
 
 @dataclass(frozen=True)
@@ -163,6 +208,65 @@ class DeltaStore:
 
     def history(self, table: TableRef, limit: int | None = None) -> list[dict[str, Any]]:
         return self._open(table).history(limit)
+
+    def commits_since(self, table: TableRef, version: int) -> list[Commit]:
+        """The commits after ``version``, read from the table's JSON log."""
+        uri = self.uri(table)
+        fs, root = pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
+        commits = []
+        for v in range(version + 1, self._open(table).version() + 1):
+            with fs.open_input_stream(f"{root.rstrip('/')}/_delta_log/{v:020d}.json") as f:
+                entries = [json.loads(line) for line in f.read().decode().splitlines() if line]
+            info = next((e["commitInfo"] for e in entries if "commitInfo" in e), {})
+            changed = tuple(
+                action.get("partitionValues") or {}
+                for e in entries
+                for kind in ("add", "remove")
+                if (action := e.get(kind)) is not None and action.get("dataChange", True)
+            )
+            commits.append(
+                Commit(
+                    version=v,
+                    operation=info.get("operation"),
+                    maintenance=MAINTENANCE_COMMIT_KEY in info,
+                    data_changed=changed,
+                    metadata=any("metaData" in e or "protocol" in e for e in entries),
+                )
+            )
+        return commits
+
+    def check_lost_commit(
+        self,
+        table: TableRef,
+        read_version: int,
+        where: PartitionValues | None,
+        error: CommitFailedError,
+        attempt: int,
+        what: str,
+    ) -> None:
+        """A write that read ``read_version`` lost its commit (``error``). Returns when
+        every commit since lets the write commit over it (:meth:`Commit.lets_write`): the
+        caller writes again; raises :class:`ConcurrentWriteError` when one does not, or
+        after ``WRITE_ATTEMPTS`` attempts, and ``error`` itself when nobody committed."""
+        commits = self.commits_since(table, read_version)
+        if not commits:  # nobody committed: not a race, delta-rs' own error
+            raise error
+        blocking = [c for c in commits if not c.lets_write(table, where)]
+        if not blocking and attempt < WRITE_ATTEMPTS:
+            return
+        if blocking:
+            beaten_by = ", ".join(c.describe() for c in blocking)
+            raise ConcurrentWriteError(
+                f"another writer committed to {table.name} ({what}) while this write was "
+                f"running ({beaten_by}), so this write was not committed and readers see the "
+                f"other writer's partition whole. Re-run this partition once the other run "
+                f"has finished (Delta said: {error})"
+            ) from None
+        raise ConcurrentWriteError(
+            f"the write of {table.name} ({what}) lost its commit {attempt} times in a row "
+            f"(last to {', '.join(c.describe() for c in commits)}): nothing of it was "
+            "committed. Re-run this partition"
+        ) from None
 
     def arrow_schema(self, table: TableRef) -> pa.Schema:
         return pa.schema(self._open(table).schema().to_arrow())
@@ -266,30 +370,34 @@ class DeltaStore:
         source: pa.Table | pa.RecordBatchReader = data
         if faults.active(f"hang_write:{table.name}"):
             source = _hanging_reader(data, table.name)
-        try:
-            write_deltalake(
-                self.uri(table),
-                source,
-                mode="overwrite",
-                predicate=predicate,
-                partition_by=list(table.partition_by),
-                schema_mode="merge",
-                name=table.name,
-                description=description,
-                storage_options=self.storage_options,
-                commit_properties=_commit_properties(commit_metadata),
-            )
-        except CommitFailedError as exc:
-            raise ConcurrentWriteError(
-                f"another writer committed to {table.name} ({predicate}) while this write was "
-                f"running, so this write was not committed and readers see the other "
-                f"writer's partition whole. Re-run this partition once the other run has "
-                f"finished (Delta said: {exc})"
-            ) from None
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            # the write reads this snapshot: the commits after it are the ones it races
+            snapshot = self._open(table) if self.exists(table) else None
+            try:
+                write_deltalake(
+                    self.uri(table) if snapshot is None else snapshot,
+                    source if attempt == 1 else data,
+                    mode="overwrite",
+                    predicate=predicate,
+                    partition_by=list(table.partition_by),
+                    schema_mode="merge",
+                    name=table.name,
+                    description=description,
+                    storage_options=self.storage_options if snapshot is None else None,
+                    commit_properties=_commit_properties(commit_metadata),
+                )
+                break
+            except CommitFailedError as exc:
+                if snapshot is None:
+                    raise
+                self.check_lost_commit(table, snapshot.version(), where, exc, attempt, predicate)
+        # delta-rs leaves the snapshot at the version it committed; the one before it is
+        # what a rollback restores (it may be maintenance's or another partition's commit)
+        version = self._open(table).version() if snapshot is None else snapshot.version()
         return WriteResult(
             table_uri=self.uri(table),
-            version=self._open(table).version(),
-            previous_version=previous,
+            version=version,
+            previous_version=None if previous is None else version - 1,
             rows_written=data.num_rows,
             predicate=predicate,
             partitions=[str(v) for v in where[table.partition_by[0]]],
@@ -312,20 +420,29 @@ class DeltaStore:
         if previous is not None:
             self.widen_types(table, data.schema, commit_metadata)
         faults.fail_if_injected(table.name)
-        write_deltalake(
-            self.uri(table),
-            data,
-            mode="overwrite",
-            schema_mode="merge",
-            name=table.name,
-            description=description,
-            storage_options=self.storage_options,
-            commit_properties=_commit_properties(commit_metadata),
-        )
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            snapshot = self._open(table) if self.exists(table) else None
+            try:
+                write_deltalake(
+                    self.uri(table) if snapshot is None else snapshot,
+                    data,
+                    mode="overwrite",
+                    schema_mode="merge",
+                    name=table.name,
+                    description=description,
+                    storage_options=self.storage_options if snapshot is None else None,
+                    commit_properties=_commit_properties(commit_metadata),
+                )
+                break
+            except CommitFailedError as exc:
+                if snapshot is None:
+                    raise
+                self.check_lost_commit(table, snapshot.version(), None, exc, attempt, "whole table")
+        version = self._open(table).version() if snapshot is None else snapshot.version()
         return WriteResult(
             table_uri=self.uri(table),
-            version=self._open(table).version(),
-            previous_version=previous,
+            version=version,
+            previous_version=None if previous is None else version - 1,
             rows_written=data.num_rows,
             predicate=None,
         )

@@ -18,6 +18,15 @@ process. A partition write is:
    partition_filters=...)``, or ``create_table_with_add_actions`` for a new
    table).
 
+The commit reads a snapshot and allows delta-rs no retry of its own
+(``max_commit_retries=0``): delta-rs would rebase it past a compaction of the same
+partition and keep the compacted copy of the old rows beside the new ones (its conflict
+check ignores removes without dataChange). When another commit got in first, the commits
+since the snapshot decide (:meth:`DeltaStore.commits_since`): maintenance, or changes to
+other partitions only, and the same files are committed again from the new snapshot
+(which removes whatever the partitions hold then); a change to the same partitions or
+to the schema fails the write (:class:`ConcurrentWriteError`).
+
 Until step 3 commits, readers see the previous version; a failure at any
 step deletes the staged and moved files (a process killed outright leaves
 only unreferenced files, which Delta readers never see and VACUUM removes).
@@ -39,13 +48,16 @@ from urllib.parse import quote, unquote
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Schema
+from deltalake.exceptions import CommitFailedError
 from deltalake.transaction import AddAction, create_table_with_add_actions
 from pyarrow import fs as pafs
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_type, to_arrow_schema
 
+from ..drills import faults
 from .delta import (
+    WRITE_ATTEMPTS,
     DeltaStore,
     PartitionValues,
     PredicateError,
@@ -183,12 +195,17 @@ def _write(
         }
         if predicate:
             metadata["foodops_predicate"] = predicate
+        if faults.active(f"hang_write:{table.name}"):
+            faults.hang(table.name)  # files written and moved, not committed yet
         try:
-            _commit(store, table, existing, actions, delta_schema, allowed, description, metadata)
+            version = _commit(
+                store, table, existing, actions, delta_schema, allowed, description, metadata
+            )
         except Exception:
             # a commit that failed on the way back may still have landed: never
             # delete files that the log now references
-            committed = _committed(store, table, write_id)
+            version = _committed(store, table, write_id)
+            committed = version is not None
             if not committed:
                 raise
         committed = True
@@ -200,11 +217,12 @@ def _write(
         # same table (the dead-letter queue's sources) may be staging in it right now
         _delete_dir(fs, staging)
 
-    after = DeltaTable(uri, storage_options=store.storage_options)
     return WriteResult(
         table_uri=uri,
-        version=after.version(),
-        previous_version=existing.version() if existing is not None else None,
+        version=version,
+        # the version the commit went on top of (maintenance's or another partition's
+        # commit, when they got in first): what a rollback restores
+        previous_version=version - 1 if existing is not None else None,
         rows_written=sum(json.loads(a.stats)["numRecords"] for a in actions),
         predicate=predicate,
         partitions=partitions,
@@ -497,8 +515,8 @@ def _commit(
     allowed: Mapping[str, set[str]],
     description: str | None,
     metadata: Mapping[str, Any],
-) -> None:
-    properties = CommitProperties(custom_metadata=dict(metadata))
+) -> int:
+    """Commit the moved files; returns the version committed."""
     if existing is None:
         create_table_with_add_actions(
             store.uri(table),
@@ -509,26 +527,38 @@ def _commit(
             name=table.name,
             description=description,
             storage_options=store.storage_options,
-            commit_properties=properties,
+            commit_properties=CommitProperties(custom_metadata=dict(metadata)),
         )
-        return
+        return 0
+    # no retry inside delta-rs (see the module docstring): ours, from a new snapshot
+    properties = CommitProperties(custom_metadata=dict(metadata), max_commit_retries=0)
     filters = [(column, "in", sorted(values)) for column, values in allowed.items()]
-    existing.create_write_transaction(
-        actions,
-        mode="overwrite",
-        schema=schema,
-        partition_by=list(table.partition_by) or None,
-        partition_filters=filters or None,
-        commit_properties=properties,
-    )
+    what = metadata.get("foodops_predicate") or "whole table"
+    snapshot = existing
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            snapshot.create_write_transaction(
+                actions,
+                mode="overwrite",
+                schema=schema,
+                partition_by=list(table.partition_by) or None,
+                partition_filters=filters or None,
+                commit_properties=properties,
+            )
+            return snapshot.version() + 1  # no retries: right on top of the snapshot
+        except CommitFailedError as exc:
+            store.check_lost_commit(table, snapshot.version(), allowed or None, exc, attempt, what)
+            snapshot = DeltaTable(store.uri(table), storage_options=store.storage_options)
+    raise AssertionError("unreachable: _write_again raises on the last attempt")
 
 
-def _committed(store: DeltaStore, table: TableRef, write_id: str) -> bool:
+def _committed(store: DeltaStore, table: TableRef, write_id: str) -> int | None:
+    """The version of this write's commit, if it landed (None when it did not)."""
     try:
         latest = DeltaTable(store.uri(table), storage_options=store.storage_options).history(5)
     except Exception:
-        return False
-    return any(entry.get("foodops_write_id") == write_id for entry in latest)
+        return None
+    return next((e["version"] for e in latest if e.get("foodops_write_id") == write_id), None)
 
 
 def _open(store: DeltaStore, table: TableRef) -> DeltaTable | None:
