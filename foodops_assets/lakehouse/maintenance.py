@@ -28,6 +28,20 @@ reports it). The order, for one table:
    *lite* vacuum never would: they would stay on storage for ever).
 5. **checkpoint** of the version the steps left, so readers replay one Parquet file
    instead of the JSON commits.
+
+**Writers are not locked out.** ``operations/maintenance.py`` leaves alone a table that
+a run in progress writes, but a writer may start right after that check. Delta's
+optimistic commits sort it out, and no side fails for good: a writer whose commit loses
+to a maintenance commit writes again (``DeltaStore.check_lost_commit``: every
+maintenance commit carries ``foodops_maintenance``); a maintenance commit that loses to a
+writer (delta-rs: "a concurrent transaction deleted data this operation read") raises
+:class:`LostRace`, which :func:`maintain` records in its report and goes on: the step is
+done at the next run. A lost compaction leaves its new files unreferenced, and a later
+VACUUM removes them once older than the retention. VACUUM itself commits nothing a writer
+could conflict with and deletes no file a running writer needs: the writer's files are
+unreferenced but younger than the retention (a day at least; runs time out after 6
+hours), and a ``spark_files`` writer's staging directory (``_foodops_staging``) is hidden
+from VACUUM altogether.
 """
 
 from __future__ import annotations
@@ -42,9 +56,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable
+from deltalake.exceptions import CommitFailedError
 from pyarrow import fs as pafs
 
-from .delta import DeltaStore
+from .delta import MAINTENANCE_COMMIT_KEY, DeltaStore
 from .tables import PARTITION_COLUMN, TableRef
 
 DELETED_FILE_RETENTION = "delta.deletedFileRetentionDuration"
@@ -62,6 +77,31 @@ _SAFE_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 class RetentionTooShort(ValueError):
     """A VACUUM retention shorter than the rollback window: it would delete files that a
     restore inside the window needs."""
+
+
+@dataclass(frozen=True)
+class Race:
+    """A maintenance commit that lost to commits that got in first."""
+
+    step: str
+    read_version: int  # the version the step had planned on
+    beaten_by: list[str]  # the commits since, as Commit.describe() says them
+
+    def describe(self) -> str:
+        return f"{self.step} lost to {', '.join(self.beaten_by) or 'a concurrent commit'}"
+
+
+class LostRace(RuntimeError):
+    """A maintenance step's commit lost to a writer; nothing of the step was committed."""
+
+    def __init__(self, race: Race):
+        super().__init__(race.describe())
+        self.race = race
+
+
+def _lost(step: str, store: DeltaStore, table: TableRef, read_version: int) -> LostRace:
+    commits = store.commits_since(table, read_version)
+    return LostRace(Race(step, read_version, [c.describe() for c in commits]))
 
 
 @dataclass(frozen=True)
@@ -116,6 +156,7 @@ class Report:
     retention_hours: int
     window_hours: int
     properties_set: dict[str, str]
+    lost_races: list[Race]  # steps a writer's commit beat: done at the next run
     version_before: int
     version_after: int
     oldest_restorable_version: int
@@ -226,9 +267,13 @@ def ensure_window_properties(
         if (default if current is None else current) < hours:
             wanted[key] = _interval(hours)
     if wanted and not dry_run:
-        _open(store, table).alter.set_table_properties(
-            wanted, commit_properties=_commit(commit_metadata, "set rollback window")
-        )
+        dt_ = _open(store, table)
+        try:
+            dt_.alter.set_table_properties(
+                wanted, commit_properties=_commit(commit_metadata, "set rollback window")
+            )
+        except CommitFailedError:
+            raise _lost("properties", store, table, dt_.version()) from None
     return wanted
 
 
@@ -272,9 +317,13 @@ def delete_partitions(
     rows = sum(a.get("num_records") or 0 for a in files)
     version = None
     if not dry_run:
-        _open(store, table).delete(
-            predicate, commit_properties=_commit(commit_metadata, "purge expired partitions")
-        )
+        dt_ = _open(store, table)
+        try:
+            dt_.delete(
+                predicate, commit_properties=_commit(commit_metadata, "purge expired partitions")
+            )
+        except CommitFailedError:
+            raise _lost("purge", store, table, dt_.version()) from None
         version = store.version(table)
     return Purge("delete partitions", predicate, partitions, rows, version)
 
@@ -305,11 +354,15 @@ def null_column(
     rows = sum(n for n in counted if n is not None)
     version = None
     if not dry_run:
-        metrics = _open(store, table).update(
-            updates={column: "NULL"},
-            predicate=predicate,
-            commit_properties=_commit(commit_metadata, f"purge expired {column}"),
-        )
+        dt_ = _open(store, table)
+        try:
+            metrics = dt_.update(
+                updates={column: "NULL"},
+                predicate=predicate,
+                commit_properties=_commit(commit_metadata, f"purge expired {column}"),
+            )
+        except CommitFailedError:
+            raise _lost(f"null {column}", store, table, dt_.version()) from None
         rows = int(metrics.get("num_updated_rows", rows))
         version = store.version(table) if rows else None
     return Purge(f"null {column}", predicate, partitions, rows, version)
@@ -323,10 +376,13 @@ def compact(
     target_file_bytes: int | None = None,
     dry_run: bool = False,
     commit_metadata: Mapping[str, Any] | None = None,
+    version: int | None = None,
 ) -> tuple[int, int]:
-    """Compact (or Z-order) small files; returns (files rewritten, files written). A dry
-    run counts the files that share a partition with another small file."""
-    dt_ = _open(store, table)
+    """Compact (or Z-order) small files of the table as of ``version`` (default: the
+    latest); returns (files rewritten, files written). A dry run counts the files that
+    share a partition with another small file. Raises :class:`LostRace` when a commit
+    since that version removed files it read (a writer's): nothing is committed."""
+    dt_ = _open(store, table, version)
     if dry_run:
         target = target_file_bytes or 100 * 1024 * 1024
         small: dict[str, int] = {}
@@ -336,12 +392,15 @@ def compact(
                 small[label] = small.get(label, 0) + 1
         return sum(n for n in small.values() if n > 1), 0
     props = _commit(commit_metadata, "z-order" if zorder else "compact")
-    if zorder:
-        metrics = dt_.optimize.z_order(
-            list(zorder), target_size=target_file_bytes, commit_properties=props
-        )
-    else:
-        metrics = dt_.optimize.compact(target_size=target_file_bytes, commit_properties=props)
+    try:
+        if zorder:
+            metrics = dt_.optimize.z_order(
+                list(zorder), target_size=target_file_bytes, commit_properties=props
+            )
+        else:
+            metrics = dt_.optimize.compact(target_size=target_file_bytes, commit_properties=props)
+    except CommitFailedError:
+        raise _lost("compact", store, table, dt_.version()) from None
     return int(metrics["numFilesRemoved"]), int(metrics["numFilesAdded"])
 
 
@@ -379,17 +438,23 @@ def maintain(
     dry_run: bool = False,
     commit_metadata: Mapping[str, Any] | None = None,
 ) -> Report:
-    """Window properties, purge, compaction, VACUUM and checkpoint of one table."""
+    """Window properties, purge, compaction, VACUUM and checkpoint of one table. A step
+    whose commit a writer beats is reported in ``lost_races`` and the others go on (all
+    but the properties: when they lose, the rest waits for the next run too)."""
     check_retention(plan.retention_hours, plan.window_hours)
     now = now or dt.datetime.now(dt.UTC)
     seconds: dict[str, float] = {}
+    races: list[Race] = []
 
     def timed(step: str, fn, *args, **kwargs):
         start = time.perf_counter()
         try:
             return fn(*args, **kwargs)
+        except LostRace as lost:  # a writer got in first: the step is done next time
+            races.append(lost.race)
+            return None
         finally:
-            seconds[step] = round(time.perf_counter() - start, 3)
+            seconds[step] = round(seconds.get(step, 0) + time.perf_counter() - start, 3)
 
     meta = commit_metadata or {}
     version_before = store.version(table)
@@ -412,57 +477,61 @@ def maintain(
         dry_run=dry_run,
         commit_metadata=meta,
     )
-
     purges: list[Purge] = []
-    start = time.perf_counter()
-    deleted = delete_partitions(
-        store, table, plan.drop_before, dry_run=dry_run, commit_metadata=meta
-    )
-    if deleted:
-        purges.append(deleted)
-    for column, cutoff in sorted(plan.null_before.items()):
-        nulled = null_column(store, table, column, cutoff, dry_run=dry_run, commit_metadata=meta)
-        if nulled:
-            purges.append(nulled)
-    seconds["purge"] = round(time.perf_counter() - start, 3)
-
-    compacted, written = timed(
-        "compact",
-        compact,
-        store,
-        table,
-        zorder=plan.zorder,
-        target_file_bytes=plan.target_file_bytes,
-        dry_run=dry_run,
-        commit_metadata=meta,
-    )
-    vac_files, vac_bytes = timed(
-        "vacuum",
-        vacuum,
-        store,
-        table,
-        retention,
-        plan.window_hours,
-        dry_run=dry_run,
-        commit_metadata=meta,
-    )
+    compacted = vacuumed = (0, 0)
     checkpoint_version = None
-    if not dry_run:
-        timed("checkpoint", _open(store, table).create_checkpoint)
-        checkpoint_version = store.version(table)
+    # the checkpoint (and so VACUUM) relies on the window properties: without them, the
+    # whole table waits for the next run
+    if props is not None:
+        deleted = timed(
+            "purge", delete_partitions, store, table, plan.drop_before, dry_run=dry_run,
+            commit_metadata=meta,
+        )  # fmt: skip
+        purges += [deleted] if deleted else []
+        for column, cutoff in sorted(plan.null_before.items()):
+            nulled = timed(
+                "purge", null_column, store, table, column, cutoff, dry_run=dry_run,
+                commit_metadata=meta,
+            )  # fmt: skip
+            purges += [nulled] if nulled else []
+        compacted = timed(
+            "compact",
+            compact,
+            store,
+            table,
+            zorder=plan.zorder,
+            target_file_bytes=plan.target_file_bytes,
+            dry_run=dry_run,
+            commit_metadata=meta,
+        ) or (0, 0)
+        vacuumed = timed(
+            "vacuum",
+            vacuum,
+            store,
+            table,
+            retention,
+            plan.window_hours,
+            dry_run=dry_run,
+            commit_metadata=meta,
+        )
+        if not dry_run:
+            checkpointed = _open(store, table)
+            timed("checkpoint", checkpointed.create_checkpoint)
+            checkpoint_version = checkpointed.version()
     return Report(
         table=table.name,
         dry_run=dry_run,
         before=before,
         after=footprint(store, table),
         purges=purges,
-        compacted_files=compacted,
-        compaction_files_added=written,
-        vacuumed_files=vac_files,
-        vacuumed_bytes=vac_bytes,
+        compacted_files=compacted[0],
+        compaction_files_added=compacted[1],
+        vacuumed_files=vacuumed[0],
+        vacuumed_bytes=vacuumed[1],
         retention_hours=retention,
         window_hours=plan.window_hours,
-        properties_set=props,
+        properties_set=props or {},
+        lost_races=races,
         version_before=version_before,
         version_after=store.version(table),
         oldest_restorable_version=oldest_restorable_version(store, table, retention, now),
@@ -503,4 +572,4 @@ def _text(value: str) -> str:
 
 def _commit(metadata: Mapping[str, Any] | None, operation: str) -> CommitProperties:
     custom = {k: str(v) for k, v in (metadata or {}).items() if v is not None}
-    return CommitProperties(custom_metadata={**custom, "foodops_maintenance": operation})
+    return CommitProperties(custom_metadata={**custom, MAINTENANCE_COMMIT_KEY: operation})

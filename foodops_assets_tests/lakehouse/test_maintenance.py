@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -295,3 +297,59 @@ def test_a_dry_run_changes_nothing_and_says_what_would_go(tmp_path):
     assert report.purges[0].partitions == [str(day)] and report.purges[0].version is None
     assert report.compacted_files == 2
     assert (store.version(T), m.stored_files(store, T)) == (version, files)
+
+
+def test_a_compaction_a_writer_beats_commits_nothing_and_says_who_won(tmp_path):
+    """Maintenance planned the compaction on a version; a writer replaced the partition
+    before it committed (it started after maintenance looked at the runs in progress)."""
+    store = DeltaStore(str(tmp_path))
+    day = TODAY - dt.timedelta(days=1)
+    for tag in ("a", "b", "c"):  # small files to compact
+        _append(store, T, _rows(day, tag))
+    planned_on = store.version(T)
+    written = store.replace_partitions(_rows(day, "new"), T, {"partition_date": [day]})
+
+    with pytest.raises(m.LostRace) as lost:
+        m.compact(store, T, version=planned_on, commit_metadata={"dagster_run_id": "r"})
+
+    assert lost.value.race == m.Race(
+        "compact", planned_on, [f"version {written.version} (WRITE by another writer)"]
+    )
+    # nothing of the compaction was committed: the partition is the writer's, whole
+    assert store.version(T) == written.version
+    assert _content(store, T) == _digest(_rows(day, "new").to_pylist())
+    # ... and the compacted file it wrote is a leftover VACUUM removes after the retention
+    assert len(m.stored_files(store, T)) == 3 + 1 + 1
+
+
+def test_vacuum_keeps_the_files_of_a_write_in_progress_and_removes_a_killed_ones(tmp_path):
+    """Files a running writer has written but not committed yet are unreferenced, like a
+    killed write's leftovers: VACUUM tells them apart by age only (a run lasts hours at
+    most, the retention is a day at least), and never looks into the spark_files writer's
+    staging directory."""
+    store = DeltaStore(str(tmp_path))
+    day = TODAY - dt.timedelta(days=1)
+    store.replace_partitions(_rows(day, "a"), T, {"partition_date": [day]})
+    table = Path(store.uri(T))
+    old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).timestamp()
+
+    def parquet(relative: str, mtime: float | None = None) -> str:
+        path = table / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(_rows(day, "x").drop_columns(["partition_date"]), path)
+        if mtime is not None:
+            os.utime(path, (mtime, mtime))
+        return relative
+
+    writing = parquet(f"partition_date={day}/part-being-written.parquet")
+    moved = parquet(f"partition_date={day}/part-moved-not-committed.parquet", time.time() - 3600)
+    staged = parquet(f"_foodops_staging/w1/partition_date={day}/part-00000.parquet", old)
+    staging_now = parquet(f"_foodops_staging/w2/partition_date={day}/part-00000.parquet")
+    killed = parquet(f"partition_date={day}/part-killed-a-month-ago.parquet", old)
+
+    files, _ = m.vacuum(store, T, retention_hours=WEEK, window_hours=WEEK)
+
+    assert files == 1
+    on_disk = {str(p.relative_to(table)) for p in table.rglob("*.parquet")}
+    assert killed not in on_disk
+    assert {writing, moved, staged, staging_now} <= on_disk
