@@ -26,13 +26,7 @@ from .lakehouse.spark import SparkResource
 from .observability.alerts import alert_sensors, webhook_resource
 from .observability.exports import observability_sensors, upstream_assets
 from .operations.dlq_replay import dlq_replay_job
-from .operations.maintenance import (
-    DLQ_REPLAY_WRITES,
-    lake_maintenance_job,
-    table_policies,
-    with_write_pools,
-    write_pools,
-)
+from .operations.maintenance import lake_maintenance_job, table_policies
 from .operations.restore import restore_delta_table_job
 from .partitions import daily_partitions
 from .settings import Settings
@@ -94,10 +88,7 @@ def build_definitions(
                 kind="databricks" if settings.execution == "databricks" else "pipes",
             )
         assets = with_automation(assets, settings)
-    # every step that writes a table holds that table's pool, and so does its maintenance
-    pools = write_pools(assets, [DLQ_REPLAY_WRITES])
-    assets = with_write_pools(assets, pools)
-    maintenance = lake_maintenance_job(table_policies(contracts, settings), pools)
+    maintenance = lake_maintenance_job(table_policies(contracts, settings))
 
     jobs = [
         dg.define_asset_job(
@@ -122,7 +113,7 @@ def build_definitions(
         ),
         # operators: rollback by hand, DLQ replay, lake maintenance (foodops_assets/operations/)
         restore_delta_table_job,
-        dlq_replay_job(contracts, daily, pool=pools[tables.DEAD_LETTER_QUEUE.name]),
+        dlq_replay_job(contracts, daily),
         maintenance,
     ]
     sensors = [

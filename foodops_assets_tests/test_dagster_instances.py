@@ -57,9 +57,7 @@ def test_the_production_instance_loads_with_postgres_and_a_bounded_run_queue(pro
         "from-the-secret-store",
     )
 
-    _resolved(prod_config["run_coordinator"])
-    queue = prod_config["concurrency"]["runs"]
-    assert prod_config["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
+    queue = _resolved(prod_config["run_coordinator"])
     assert queue["max_concurrent_runs"] == 6
     limits = {limit["key"]: limit for limit in queue["tag_concurrency_limits"]}
     assert limits["dagster/partition"]["limit"] == 1  # one run per partition at a time
@@ -90,11 +88,7 @@ def test_the_local_instance_runs_one_run_per_partition_and_times_runs_out(tmp_pa
 
     shutil.copy(REPO_ROOT / "resources" / "dagster.yaml", tmp_path / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
-        concurrency = instance.get_concurrency_config()
-        # one slot per pool: a table's writer or its maintenance, never both at once
-        assert concurrency.pool_config.default_pool_limit == 1
-        assert concurrency.pool_config.pool_granularity.value == "op"
-        queue = concurrency.run_queue_config  # what the run queue daemon reads
+        queue = instance.run_coordinator.get_run_queue_config()
         assert queue.max_concurrent_runs == 2  # different partitions run side by side
         [limit] = queue.tag_concurrency_limits
         assert (limit["key"], limit["limit"], limit["value"]) == (
@@ -105,4 +99,3 @@ def test_the_local_instance_runs_one_run_per_partition_and_times_runs_out(tmp_pa
         assert instance.run_monitoring_enabled
         settings = instance.run_monitoring_settings
         assert settings["max_runtime_seconds"] == 21600 and settings["start_timeout_seconds"] == 300
-        assert settings["free_slots_after_run_end_seconds"] == 60  # a dead run's pool slots

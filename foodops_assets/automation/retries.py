@@ -111,34 +111,23 @@ def fail_fast_unless_transient(fn: Callable) -> Callable:
 def with_retries(asset: dg.AssetsDefinition, policy: dg.RetryPolicy) -> dg.AssetsDefinition:
     """The same asset (keys, specs, checks, partitions) whose step retries transient
     failures under ``policy`` and fails fast on everything else."""
-    compute = asset.op.compute_fn
+    op = asset.op
+    compute = op.compute_fn
     if isinstance(compute, DecoratedOpFunction):
         compute = DecoratedOpFunction(fail_fast_unless_transient(compute.decorated_fn))
-    return replace_op(asset, compute_fn=compute, retry_policy=policy)
-
-
-def replace_op(
-    asset: dg.AssetsDefinition,
-    *,
-    compute_fn=None,
-    retry_policy: dg.RetryPolicy | None = None,
-    pool: str | None = None,
-) -> dg.AssetsDefinition:
-    """The same asset whose op has another compute function, retry policy or pool."""
-    op = asset.op
     new_op = dg.OpDefinition.dagster_internal_init(
         name=op.name,
         ins={d.name: dg.In.from_definition(d) for d in op.input_defs},
         outs={d.name: dg.Out.from_definition(d) for d in op.output_defs},
-        compute_fn=compute_fn or op.compute_fn,
+        compute_fn=compute,
         config_schema=op.config_schema,
         description=op.description,
         tags=op.tags,
         required_resource_keys=op.required_resource_keys,
         version=None,
-        retry_policy=retry_policy or op.retry_policy,
+        retry_policy=policy,
         code_version=op.version,
-        pool=pool or op.pool,
+        pool=op.pool,
     )
     return dg.AssetsDefinition.dagster_internal_init(
         **{**asset.get_attributes_dict(), "node_def": new_op}

@@ -230,15 +230,10 @@ def replay_source(
 
 
 def dlq_replay_job(
-    contracts: Mapping[str, Contract],
-    partitions_def: dg.PartitionsDefinition,
-    pool: str | None = None,
+    contracts: Mapping[str, Contract], partitions_def: dg.PartitionsDefinition
 ) -> dg.JobDefinition:
-    """``pool``: the concurrency pool of the silver tables and the DLQ, which it writes."""
-
     @dg.op(
         name="replay_dead_letters",
-        pool=pool,
         description="Re-validate DLQ rows (corrected, or under fixed rules); move passing rows to silver.",
     )
     def replay_dead_letters(

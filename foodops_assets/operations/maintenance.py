@@ -2,15 +2,19 @@
 checkpoint (``lakehouse/maintenance.py`` does the Delta work), and report it on the table's
 asset as an observation.
 
-**One op per table, in the table's concurrency pool.** Every step that writes a table
-claims the table's pool (``with_write_pools``: the asset ops, the DLQ replay), and so does
-the op that maintains it; the instance gives every pool one slot (``concurrency: pools:
-default_limit: 1`` in ``resources/dagster.yaml``). So maintenance never touches a table
-while a step writing it runs (it waits for the slot, and a writer waits for it), while the
-tables nobody is writing are maintained meanwhile. A step that writes two tables (silver
-writes its source's rows of the dead-letter queue) puts them in one pool, so the silver
-tables and the DLQ share one. A hand restore (``restore_delta_table``, any table, chosen
-in its config) claims no pool: maintenance skips a table a restore run is working on.
+**One op per table; a table being written is left alone, nobody waits.** Before it
+touches its table, each op asks the Dagster instance for the runs in progress (queued,
+starting, started, canceling) and what they will write (:func:`writers_in_progress`): the
+assets a run planned to materialise (silver also writes its source's rows of the
+dead-letter queue), the silver tables and the DLQ for a ``dlq_replay`` run, the table a
+``restore_delta_table`` run restores. If one of them writes the table, the op skips it
+and says so (an observation on the asset: ``skipped``, the run, why); the other tables go
+on. There is no lock: writers never wait for maintenance nor for each other (two runs of
+different partitions, or of the DLQ's sources, write side by side), and a run that died
+without being marked so costs only skipped maintenance of its tables, which names it.
+A writer that starts after the check meets maintenance in Delta's optimistic commits
+(``lakehouse/maintenance.py``): the writer writes again, a losing maintenance step is
+reported and done next time.
 
 **Observations, not materialisations.** Compaction, VACUUM and a checkpoint change no
 row; a purge removes only partitions past retention. A materialisation would tell
@@ -27,23 +31,22 @@ than ``FOODOPS_ROLLBACK_WINDOW_DAYS`` for its tables). A key left out keeps that
 """
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
-from ..automation.retries import replace_op
 from ..contracts import Contract
 from ..lakehouse import maintenance as lake
 from ..lakehouse.resource import LakehouseResource
 from ..lakehouse.tables import DEAD_LETTER_QUEUE, SILVER_BY_SOURCE, TABLES, TableRef
 from ..settings import ENV_ROLLBACK_WINDOW_DAYS, ENV_VACUUM_RETENTION_HOURS, Settings
+from .dlq_replay import DLQ_REPLAY_JOB
 from .restore import RESTORE_JOB
 
 MAINTENANCE_JOB = "lake_maintenance"
-POOL_PREFIX = "lake/"
 
 # the contract keys (``slaProperties``, in days) this module reads, through Contract.sla_value
 RAW_TEXT_RETENTION = "bronze_raw_text_retention_days"
@@ -71,46 +74,52 @@ class PolicyError(ValueError):
     """A retention or window that maintenance refuses; the message names where to fix it."""
 
 
-# -- pools: who writes what -----------------------------------------------------------------
+# -- who is writing what -------------------------------------------------------------------
 
 
-def write_pools(
-    assets: Iterable[Any], other_writers: Iterable[Iterable[str]] = ()
-) -> dict[str, str]:
-    """table -> concurrency pool. Tables written by one step share a pool (the connected
-    parts of the graph "step writes table"), so holding a pool excludes every writer of
-    each of its tables."""
-    parent = {name: name for name in TABLES}
+@dataclass(frozen=True)
+class Writer:
+    """A run in progress that writes a table."""
 
-    def root(name: str) -> str:
-        while parent[name] != name:
-            parent[name] = parent[parent[name]]
-            name = parent[name]
-        return name
+    run_id: str
+    job_name: str
+    status: str
+    why: str  # what in the run writes the table
 
-    for written in [*map(_tables_written, assets), *map(list, other_writers)]:
-        for a, b in zip(written, written[1:], strict=False):
-            parent[root(a)] = root(b)
-    members: dict[str, list[str]] = {}
-    for name in TABLES:
-        members.setdefault(root(name), []).append(name)
-    return {name: POOL_PREFIX + "+".join(sorted(members[root(name)])) for name in sorted(TABLES)}
+    def describe(self) -> str:
+        return f"run {self.run_id} ({self.job_name}, {self.status.lower()}) {self.why}"
 
 
-def with_write_pools(assets: Sequence[Any], pools: Mapping[str, str]) -> list[Any]:
-    """The assets, every step that writes a table claiming that table's pool."""
-    result = []
-    for asset in assets:
-        written = _tables_written(asset)
-        result.append(replace_op(asset, pool=pools[written[0]]) if written else asset)
-    return result
+def writers_in_progress(instance: dg.DagsterInstance) -> dict[str, Writer]:
+    """table -> a run in progress (queued to canceling) that will write it."""
+    out: dict[str, Writer] = {}
+    for run in instance.get_runs(dg.RunsFilter(statuses=_IN_PROGRESS)):
+        for table, why in tables_written_by(instance, run).items():
+            out.setdefault(table, Writer(run.run_id, run.job_name, run.status.value, why))
+    return out
 
 
-def _tables_written(asset: Any) -> list[str]:
-    if not (isinstance(asset, dg.AssetsDefinition) and asset.is_executable):
-        return []
-    own = [k.path[-1] for k in asset.keys if k.path[-1] in TABLES]
-    return sorted({*own, *(t for name in own for t in ALSO_WRITES.get(name, ()))})
+def tables_written_by(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dict[str, str]:
+    """table -> why, for every table ``run`` writes: the assets it planned to materialise
+    (the planned-materialisation events Dagster logs when it creates a run; its asset
+    selection when there are none) and what the operator jobs write."""
+    if run.job_name == RESTORE_JOB:
+        config = (run.run_config or {}).get("ops", {}).get("restore_delta_table_op", {})
+        table = (config.get("config") or {}).get("table")
+        return {table: "restores it"} if table else {}
+    if run.job_name == DLQ_REPLAY_JOB:
+        return {t: "replays dead letters into silver" for t in DLQ_REPLAY_WRITES}
+    planned = instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+    ).records
+    keys = {r.asset_key for r in planned if r.asset_key} or set(run.asset_selection or ())
+    out: dict[str, str] = {}
+    for name in sorted(k.path[-1] for k in keys):
+        if name in TABLES:
+            out.setdefault(name, f"materialises {name}")
+        for other in ALSO_WRITES.get(name, ()):
+            out.setdefault(other, f"materialises {name}, which writes its rows of {other}")
+    return out
 
 
 # -- policies: what to keep, from the settings and the contracts -----------------------------
@@ -269,12 +278,11 @@ def _op_name(table: str) -> str:
     return f"maintain_{table}"
 
 
-def _maintain_op(policy: TablePolicy, pool: str | None) -> dg.OpDefinition:
+def _maintain_op(policy: TablePolicy) -> dg.OpDefinition:
     name = policy.table.name
 
     @dg.op(
         name=_op_name(name),
-        pool=pool,
         description=(
             f"Purge {name} past retention, compact it, vacuum what no restore inside its "
             f"{policy.window_days}-day rollback window needs, checkpoint it."
@@ -290,12 +298,23 @@ def _maintain_op(policy: TablePolicy, pool: str | None) -> dg.OpDefinition:
         if not store.exists(policy.table):
             context.log.info(f"{name} is not materialised yet: nothing to maintain")
             return dg.Output(None, metadata={"skipped": "table not materialised"})
-        restoring = _tables_being_restored(context.instance)
-        if name in restoring:
+        writer = writers_in_progress(context.instance).get(name)
+        if writer is not None:
+            why = f"{writer.describe()}: left alone this time"
             context.log.warning(
-                f"{name} is being restored by run {restoring[name]}: left alone this time"
+                f"{name}: {why}. If that run died without being marked so, terminate it in "
+                "the UI (force termination) and the next maintenance takes the table."
             )
-            return dg.Output(None, metadata={"skipped": f"restore run {restoring[name]}"})
+            skipped = {
+                "skipped": why,
+                "skipped_for_run": dg.MetadataValue.dagster_run(writer.run_id),
+                "skipped_because": writer.why,
+            }
+            if not config.dry_run:
+                context.log_event(
+                    dg.AssetObservation(asset_key=name, description=why, metadata=skipped)
+                )
+            return dg.Output(None, metadata=skipped)
         now = dt.datetime.now(dt.UTC)
         try:
             plan = policy.plan(now.date())
@@ -324,18 +343,16 @@ def _maintain_op(policy: TablePolicy, pool: str | None) -> dg.OpDefinition:
     return _maintain
 
 
-def lake_maintenance_job(
-    policies: Mapping[str, TablePolicy], pools: Mapping[str, str] | None = None
-) -> dg.JobDefinition:
-    ops = [_maintain_op(p, (pools or {}).get(name)) for name, p in policies.items()]
+def lake_maintenance_job(policies: Mapping[str, TablePolicy]) -> dg.JobDefinition:
+    ops = [_maintain_op(p) for p in policies.values()]
 
     @dg.job(
         name=MAINTENANCE_JOB,
         config=_per_table,
         description=(
             "Every table: purge what its contract no longer keeps, compact small files, "
-            "VACUUM what no restore inside the rollback window needs, checkpoint. Each "
-            "table's op waits while a step writing that table runs (its pool)."
+            "VACUUM what no restore inside the rollback window needs, checkpoint. A table "
+            "that a run in progress writes is skipped (the observation names the run)."
         ),
         tags={"foodops/operation": "maintenance"},
     )
@@ -344,18 +361,6 @@ def lake_maintenance_job(
             op()
 
     return lake_maintenance
-
-
-def _tables_being_restored(instance: dg.DagsterInstance) -> dict[str, str]:
-    """table -> run id of every restore_delta_table run not yet finished."""
-    runs = instance.get_runs(dg.RunsFilter(job_name=RESTORE_JOB, statuses=_IN_PROGRESS))
-    out = {}
-    for run in runs:
-        config = (run.run_config or {}).get("ops", {}).get("restore_delta_table_op", {})
-        table = (config.get("config") or {}).get("table")
-        if table:
-            out[table] = run.run_id
-    return out
 
 
 # -- reporting -----------------------------------------------------------------------------
@@ -396,6 +401,13 @@ def report_metadata(report: lake.Report) -> dict[str, Any]:
             ]
         ),
         "table_properties_set": dg.MetadataValue.json(report.properties_set),
+        # steps a writer's commit beat (it started after the check): done at the next run
+        "lost_races": dg.MetadataValue.json(
+            [
+                {"step": r.step, "planned_on_version": r.read_version, "beaten_by": r.beaten_by}
+                for r in report.lost_races
+            ]
+        ),
     }
 
 
@@ -410,4 +422,5 @@ def summary(report: lake.Report) -> str:
         f"({report.vacuumed_files} vacuumed), versions {report.oldest_restorable_version}.."
         f"{report.version_after} restorable ({report.versions_kept} kept)"
         + (f"; purged {purged}" if purged else "")
+        + "".join(f"; {r.describe()}: done at the next run" for r in report.lost_races)
     )

@@ -1,6 +1,6 @@
 """The ``lake_maintenance`` job: retention read from the shipped contracts, results as
-observations on each table's asset, refusals that name the setting, and — with two real
-processes — maintenance waiting for the run that writes a table."""
+observations on each table's asset, refusals that name the setting, and a table that a run
+in progress writes left alone — in process, and with two real processes."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
-from foodops_assets.contracts import CONTRACTS_DIR
-from foodops_assets.definitions import build_definitions
+from foodops_assets.checks.contract_changes import contract_tables
+from foodops_assets.contracts import CONTRACTS_DIR, load_contract
+from foodops_assets.definitions import DAILY_ASSETS, DAILY_JOB, build_definitions
 from foodops_assets.lakehouse.tables import (
     DEAD_LETTER_QUEUE,
     ORDERS_RAW,
@@ -27,7 +28,12 @@ from foodops_assets.lakehouse.tables import (
     RESTAURANT_DAILY_SALES,
     TABLES,
 )
-from foodops_assets.operations.maintenance import MAINTENANCE_JOB, PolicyError
+from foodops_assets.operations.maintenance import (
+    MAINTENANCE_JOB,
+    PolicyError,
+    tables_written_by,
+    writers_in_progress,
+)
 from foodops_assets.settings import Settings
 from foodops_assets_tests.conftest import REPO_ROOT, Lake, subprocess_env
 from foodops_assets_tests.factories import line, order
@@ -49,6 +55,18 @@ def _rows(day: dt.date, n: int = 3, **columns) -> pa.Table:
     return pa.table(data)
 
 
+def _orders(table: str, day: dt.date, n: int = 3, **columns) -> pa.Table:
+    """Rows of an orders table with the schema the shipped contract gives it (the code
+    location refuses to load over a table the contract does not describe), nulls apart
+    from the ids, the day and ``columns``."""
+    schema = {t.name: s for t, s in contract_tables(load_contract("orders"))}[table]
+    values = {"order_id": [f"{day}-{i}" for i in range(n)], "partition_date": [day] * n}
+    values.update({k: [v] * n for k, v in columns.items()})
+    return pa.table(
+        {f.name: pa.array(values.get(f.name, [None] * n), f.type) for f in schema}, schema
+    )
+
+
 def _seed(lake: Lake) -> None:
     """Small tables with partitions on both sides of the shipped contracts' retention
     (orders: raw text and dead letters 30 days, silver 400 days)."""
@@ -56,8 +74,9 @@ def _seed(lake: Lake) -> None:
     for age in (410, 40, 2):
         day = _ago(age)
         where = {"partition_date": [day]}
-        store.replace_partitions(_rows(day, _rescued_data=f"raw line {age}"), ORDERS_RAW, where)
-        store.replace_partitions(_rows(day), ORDERS_VALID, where)
+        raw = _orders("orders_raw", day, _rescued_data=f"raw line {age}")
+        store.replace_partitions(raw, ORDERS_RAW, where)
+        store.replace_partitions(_orders("orders_valid", day), ORDERS_VALID, where)
         for source in ("orders", "reviews"):
             store.replace_partitions(
                 _rows(day, source=source, raw_record=f"{source} record {age}"),
@@ -65,7 +84,7 @@ def _seed(lake: Lake) -> None:
                 {"partition_date": [day], "source": [source]},
             )
     for _ in range(3):  # small files for the compaction
-        write_deltalake(store.uri(ORDERS_VALID), _rows(_ago(2), n=1), mode="append")
+        write_deltalake(store.uri(ORDERS_VALID), _orders("orders_valid", _ago(2), 1), mode="append")
 
 
 def _run(lake: Lake, instance: dg.DagsterInstance, run_config=None, settings=None, **kwargs):
@@ -81,30 +100,93 @@ def _observation(instance: dg.DagsterInstance, table: str) -> dict:
     return {k: v.value for k, v in record.asset_observation.metadata.items()}
 
 
-def test_every_writer_of_a_table_and_its_maintenance_share_one_pool(lake):
+def _run_of(instance, defs, job: str, assets=None, run_config=None, started=True) -> str:
+    """A run of ``job`` in the instance, as the run queue or the CLI creates it (with its
+    planned materialisations), optionally marked started; nothing executes."""
+    job_def = defs.resolve_job_def(job)
+    run = instance.create_run_for_job(
+        job_def,
+        asset_selection=frozenset(dg.AssetKey(a) for a in assets) if assets else None,
+        run_config=run_config,
+        tags={"dagster/partition": str(_ago(2))} if job == DAILY_JOB else None,
+    )
+    if started:
+        instance.report_dagster_event(
+            dg.DagsterEvent(event_type_value=dg.DagsterEventType.RUN_START.value, job_name=job),
+            run.run_id,
+        )
+    return run.run_id
+
+
+def test_the_runs_in_progress_say_which_tables_they_write(lake, instance):
     defs = lake.definitions()
-    writers: dict[str, set[str]] = {}
-    for asset in defs.assets:
-        if isinstance(asset, dg.AssetsDefinition) and asset.is_executable:
-            for key in asset.keys:
-                writers.setdefault(key.path[-1], set()).add(asset.op.pool)
-    maintenance = {
-        n.name.removeprefix("maintain_"): n.definition.pool
-        for n in defs.resolve_job_def(MAINTENANCE_JOB).graph.nodes
-    }
-    assert set(maintenance) == set(TABLES)
-    for table, pools in writers.items():
-        assert pools == {maintenance[table]}, table
-    # silver steps write their source's dead letters: one pool for all of them and the
-    # DLQ replay; every other table has its own
-    silver = maintenance["dead_letter_queue"]
-    assert {maintenance[t] for t in ("orders_valid", "deliveries_valid", "reviews_valid")} == {
-        silver
-    }
-    [replay] = defs.resolve_job_def("dlq_replay").graph.nodes
-    assert replay.definition.pool == silver
-    assert maintenance["orders_raw"] == "lake/orders_raw"
-    assert len(set(maintenance.values())) == len(TABLES) - 3
+    replay = _run_of(
+        instance, defs, "dlq_replay",
+        run_config={"ops": {"replay_dead_letters": {"config": {"partitions": [str(_ago(2))]}}}},
+    )  # fmt: skip
+    silver = _run_of(instance, defs, DAILY_JOB, ["orders_valid"])
+    restore = _run_of(
+        instance, defs, "restore_delta_table", started=False,
+        run_config={"ops": {"restore_delta_table_op": {"config": {"table": "dishes", "version": 0}}}},
+    )  # fmt: skip
+    finished = _run_of(instance, defs, DAILY_JOB, ["restaurant_daily_sales"])
+    instance.report_run_failed(instance.get_run_by_id(finished))
+
+    writers = writers_in_progress(instance)
+
+    # silver writes its source's dead letters too (the newest run is named first); the
+    # replay writes every silver table and the DLQ; a restore, the table in its config
+    assert (writers["orders_valid"].run_id, writers["orders_valid"].why) == (
+        silver,
+        "materialises orders_valid",
+    )
+    assert (writers["dead_letter_queue"].run_id, writers["dead_letter_queue"].why) == (
+        silver,
+        "materialises orders_valid, which writes its rows of dead_letter_queue",
+    )
+    assert (writers["reviews_valid"].run_id, writers["reviews_valid"].why) == (
+        replay,
+        "replays dead letters into silver",
+    )
+    assert (writers["dishes"].run_id, writers["dishes"].status) == (restore, "NOT_STARTED")
+    assert "restaurant_daily_sales" not in writers  # that run has ended
+    assert set(writers) == {
+        "orders_valid", "deliveries_valid", "reviews_valid", "dead_letter_queue", "dishes"
+    }  # fmt: skip
+    # a whole daily run: every table of the job
+    daily = tables_written_by(instance, instance.get_run_by_id(_run_of(instance, defs, DAILY_JOB)))
+    assert set(daily) == {*DAILY_ASSETS, "dead_letter_queue"}
+    assert daily["dead_letter_queue"].endswith("_valid, which writes its rows of dead_letter_queue")
+
+
+def test_a_table_a_run_in_progress_writes_is_skipped_naming_the_run(lake, instance):
+    _seed(lake)
+    store = lake.store
+    before = {t.name: store.version(t) for t in (ORDERS_RAW, ORDERS_VALID, DEAD_LETTER_QUEUE)}
+    writer = _run_of(instance, lake.definitions(), DAILY_JOB, ["orders_valid"])
+
+    result = _run(lake, instance)
+
+    assert result.success
+    # orders_valid and the DLQ (its silver step writes dead letters) are left alone ...
+    for table in ("orders_valid", "dead_letter_queue"):
+        assert store.version(TABLES[table]) == before[table]
+        seen = _observation(instance, table)
+        assert seen["skipped_for_run"] == writer
+        assert f"run {writer} (foodops_daily, started) materialises orders_valid" in seen["skipped"]
+        assert "files_after" not in seen
+    assert (
+        "which writes its rows of dead_letter_queue"
+        in _observation(instance, "dead_letter_queue")["skipped_because"]
+    )
+    # ... and orders_raw, which nobody is writing, is maintained meanwhile
+    assert store.version(ORDERS_RAW) > before["orders_raw"]
+    assert _observation(instance, "orders_raw")["lost_races"] == []
+
+    # the run ends: the next maintenance takes the tables
+    instance.report_run_failed(instance.get_run_by_id(writer))
+    assert _run(lake, instance).success
+    assert _observation(instance, "orders_valid")["files_after"] == 2
 
 
 def test_maintenance_purges_by_the_contracts_and_reports_observations(lake, instance):
@@ -215,9 +297,10 @@ def test_the_code_location_refuses_silver_retention_the_automation_could_reach(t
     contracts = tmp_path / "contracts"
     shutil.copytree(CONTRACTS_DIR, contracts)
     reviews = contracts / "reviews.odcs.yaml"
-    reviews.write_text(
-        reviews.read_text().replace("silver_retention_days: 400", "silver_retention_days: 20")
-    )
+    text = reviews.read_text()
+    shipped = "property: silver_retention_days\n  value: 400\n"
+    assert shipped in text
+    reviews.write_text(text.replace(shipped, shipped.replace("400", "20")))
     with pytest.raises(
         PolicyError, match="slaProperties silver_retention_days of .*reviews.odcs.yaml = 20"
     ):
@@ -241,13 +324,12 @@ def test_the_schedule_starts_maintenance_off_peak_as_configured():
 
 
 @pytest.mark.e2e
-def test_maintenance_waits_for_the_run_writing_a_table_and_does_the_others_meanwhile(tmp_path):
+def test_maintenance_skips_the_table_a_held_writer_writes_and_the_writer_then_succeeds(tmp_path):
     """Two real processes on one Dagster instance (the repository's dagster.yaml): a
-    ``dagster asset materialize`` of orders_raw held in the middle of its first Delta write,
-    and ``dagster job execute -j lake_maintenance``. Maintenance of orders_raw waits for the
-    pool slot the writer holds (had it not, it would have found no table and skipped it);
-    the other tables are maintained meanwhile; once the writer has committed, maintenance
-    runs on the writer's version."""
+    ``dagster asset materialize`` re-running an orders_raw partition, held in the middle of
+    its Delta write, and ``dagster job execute -j lake_maintenance``. Maintenance skips
+    orders_raw, naming the writer's run, maintains the other tables and ends while the
+    writer is still held; released, the writer commits."""
     landing, lake_dir = tmp_path / "landing", tmp_path / "lake"
     lake = Lake(
         tmp_path, landing, lake_dir, Settings(landing_root=str(landing), lake_root=str(lake_dir))
@@ -260,85 +342,57 @@ def test_maintenance_waits_for_the_run_writing_a_table_and_does_the_others_meanw
         )  # fmt: skip
     lake.land("orders", day, "batch-0001.jsonl", [line(order(n, day=day)) for n in range(1, 6)])
     marker, release = tmp_path / "writing", tmp_path / "release"
-    logs = {name: (tmp_path / f"{name}.log").open("w") for name in ("writer", "maintenance")}
-    procs: dict[str, subprocess.Popen] = {}
+    materialize = [
+        DAGSTER, "asset", "materialize", "-m", "foodops_assets", "--select", "orders_raw",
+        "--partition", day.isoformat(),
+    ]  # fmt: skip
 
-    def start(name, args, env):
-        procs[name] = subprocess.Popen(
-            [DAGSTER, *args], cwd=REPO_ROOT, env=env, stdout=logs[name],
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    def run(name: str, args: list[str], env: dict) -> subprocess.CompletedProcess:
+        with (tmp_path / f"{name}.log").open("w") as log:
+            done = subprocess.run(
+                args, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=900
+            )
+        assert done.returncode == 0, (tmp_path / f"{name}.log").read_text()[-3000:]
+        return done
 
-    def wait_for(what, condition, timeout=300):
-        deadline = time.time() + timeout
-        while not condition():
-            for name, p in procs.items():
-                assert p.poll() in (None, 0), (tmp_path / f"{name}.log").read_text()[-3000:]
-            assert time.time() < deadline, f"timed out waiting for {what}"
+    run("first-write", materialize, subprocess_env(lake))  # orders_raw exists: version 0
+    log = (tmp_path / "writer.log").open("w")
+    writer = subprocess.Popen(
+        materialize, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=subprocess_env(
+            lake, FOODOPS_FAULTS="hang_write:orders_raw", FOODOPS_FAULT_MARKER=str(marker),
+            FOODOPS_FAULT_RELEASE=str(release),
+        ),
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 600
+        while not marker.exists():
+            assert writer.poll() is None, (tmp_path / "writer.log").read_text()[-3000:]
+            assert time.time() < deadline, "the writer never reached its Delta write"
             time.sleep(0.5)
 
-    try:
-        start(
-            "writer",
-            ["asset", "materialize", "-m", "foodops_assets", "--select", "orders_raw",
-             "--partition", day.isoformat()],
-            subprocess_env(
-                lake, FOODOPS_FAULTS="hang_write:orders_raw", FOODOPS_FAULT_MARKER=str(marker),
-                FOODOPS_FAULT_RELEASE=str(release),
-            ),
-        )  # fmt: skip
-        wait_for("the writer to be inside its Delta write", marker.exists)
-        start("maintenance", ["job", "execute", "-m", "foodops_assets", "-j", MAINTENANCE_JOB],
-              subprocess_env(lake))  # fmt: skip
-
+        # maintenance runs to its end while the writer is held: nobody waits for anybody
+        run("maintenance", [DAGSTER, "job", "execute", "-m", "foodops_assets", "-j",
+                            MAINTENANCE_JOB], subprocess_env(lake))  # fmt: skip
+        assert writer.poll() is None
         with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
-
-            def events(step: str, kind: dg.DagsterEventType) -> list[dg.EventLogRecord]:
-                runs = instance.get_runs(dg.RunsFilter(job_name=MAINTENANCE_JOB))
-                if not runs:
-                    return []
-                records = instance.get_records_for_run(runs[0].run_id, limit=10_000).records
-                return [
-                    r
-                    for r in records
-                    if r.event_log_entry.step_key == step
-                    and r.event_log_entry.dagster_event_type == kind
-                ]
-
-            blocked = lambda: [  # noqa: E731
-                e
-                for e in events("maintain_orders_raw", dg.DagsterEventType.ENGINE_EVENT)
-                if "blocked by limit for pool lake/orders_raw" in e.event_log_entry.message
-            ]
-            wait_for("maintenance to be blocked on orders_raw's pool", blocked)
-            wait_for(
-                "maintenance of the tables nobody writes",
-                lambda: events("maintain_restaurant_daily_sales", dg.DagsterEventType.STEP_SUCCESS),
-            )
-            # the writer still holds orders_raw: its maintenance has not started
-            assert not events("maintain_orders_raw", dg.DagsterEventType.STEP_START)
-            assert not lake.store.exists(ORDERS_RAW)
-            assert procs["writer"].poll() is None and procs["maintenance"].poll() is None
+            [held] = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+            skipped = _observation(instance, "orders_raw")
+            assert skipped["skipped_for_run"] == held.run_id
+            assert f"run {held.run_id}" in skipped["skipped"]
+            assert skipped["skipped_because"] == "materialises orders_raw"
+            assert lake.store.version(ORDERS_RAW) == 0  # maintenance committed nothing to it
+            assert _observation(instance, "restaurant_daily_sales")["files_after"] == 1
 
             release.touch()
-            for p in procs.values():
-                p.wait(timeout=300)
-            assert [p.returncode for p in procs.values()] == [0, 0], (
-                tmp_path / "maintenance.log"
-            ).read_text()[-3000:]
-
-            written = instance.fetch_materializations(dg.AssetKey("orders_raw"), limit=1).records[0]
-            [started] = events("maintain_orders_raw", dg.DagsterEventType.STEP_START)
-            assert started.storage_id > written.storage_id  # maintenance ran after the commit
-            seen = _observation(instance, "orders_raw")
-            assert seen["delta_version_before"] == 0  # the writer's commit
-            assert seen["files_after"] == 1
-            assert _observation(instance, "restaurant_daily_sales")["files_after"] == 1
+            writer.wait(timeout=600)
+            assert writer.returncode == 0, (tmp_path / "writer.log").read_text()[-3000:]
+            assert instance.get_run_by_id(held.run_id).status == dg.DagsterRunStatus.SUCCESS
+        assert lake.store.version(ORDERS_RAW) == 1
         assert len(lake.store.to_arrow(ORDERS_RAW)) == 5
     finally:
-        for p in procs.values():
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=60)
-        for f in logs.values():
-            f.close()
+        if writer.poll() is None:
+            os.killpg(writer.pid, signal.SIGKILL)
+            writer.wait(timeout=60)
+        log.close()
