@@ -44,6 +44,7 @@ from deltalake import DeltaTable, write_deltalake
 from foodops_assets.lakehouse import maintenance as m
 from foodops_assets.lakehouse.delta import DeltaStore
 from foodops_assets.lakehouse.tables import TableRef
+from foodops_assets.lakehouse.writers import arrow
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the tests' Delta clock dates the commits
@@ -114,7 +115,7 @@ def reruns(root: Path, args) -> None:
     store = DeltaStore(str(root))
     day = TODAY - dt.timedelta(days=args.reruns + 1)
     for k in range(args.reruns):  # one re-run a day, the last one yesterday
-        store.replace_partitions(
+        arrow.Writer(store).write_partitions(
             orders(day, args.rows_per_day, k), table, {"partition_date": [day]}
         )
     uri = store.uri(table)
@@ -156,7 +157,9 @@ def window(root: Path, args) -> None:
     per_file = args.rows_per_day // args.files_per_day
     seed = 0
     for day in days:
-        store.replace_partitions(orders(day, per_file, seed), table, {"partition_date": [day]})
+        arrow.Writer(store).write_partitions(
+            orders(day, per_file, seed), table, {"partition_date": [day]}
+        )
         for _ in range(args.files_per_day - 1):
             seed += 1
             write_deltalake(uri, orders(day, per_file, seed), mode="append")

@@ -1,21 +1,17 @@
-"""Delta Lake storage with delta-rs (the ``deltalake`` package): the embedded backend.
+"""Delta tables through delta-rs (the ``deltalake`` package): what every backend shares.
 
-Every partition write is one atomic Delta commit that replaces exactly the
-named partitions (a predicate overwrite). The predicate is built here from
-typed values and checked against the table's partition columns, so a bad
-predicate fails instead of rewriting the table; delta-rs additionally rejects
-rows that fall outside it. A process killed mid-write leaves only unreferenced
-Parquet files behind: readers stay on the previous version.
+Versions, history, restore, a circuit breaker's rollback, file lists, the Delta log's
+statistics, Arrow reads, and the one delta-rs commit (a predicate overwrite) that the
+``arrow`` writer and a rollback use. The partition predicate is built here from typed
+values and checked against the table's partition columns, so a bad predicate fails
+instead of rewriting the table; delta-rs additionally rejects rows that fall outside it.
+How rows reach a table (the three backends and the steps they share) is
+:mod:`.writers`.
 
-Writers and lake maintenance share tables without a lock. A write whose commit loses
-to commits that cannot have touched its partitions' data (maintenance's compaction,
-purge, table properties; another writer's other partitions) is written again (the
-partition write is idempotent), so maintenance never makes a writer fail; a commit
-by another writer to the same partitions still fails it (:class:`ConcurrentWriteError`).
-
-Spark reads a table by asking delta-rs for the snapshot's file list and
-reading those Parquet files itself, so data never flows through the Python
-process on the way in.
+Writers and lake maintenance share tables without a lock. :meth:`DeltaStore.commits_since`
+reads the commits that got in before a write's own (:class:`LogCommit`: whether it was
+maintenance's, which partitions' data it changed), so that a writer that lost its commit to
+commits that cannot have touched its partitions writes again (``writers/base.py``).
 """
 
 from __future__ import annotations
@@ -32,7 +28,6 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from pyarrow import fs as pafs
 
-from ..drills import faults
 from ..settings import is_remote_uri
 from .tables import TableRef
 
@@ -41,8 +36,6 @@ PartitionValues = Mapping[str, Sequence[dt.date | str]]
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 # the commit-info key every lake_maintenance commit carries (lakehouse/maintenance.py)
 MAINTENANCE_COMMIT_KEY = "foodops_maintenance"
-# how often a write is done again after losing its commit to commits that let it
-WRITE_ATTEMPTS = 5
 # reader features that a plain Parquet read of the file list would get wrong
 _UNSAFE_FOR_FILE_READ = {"deletionVectors", "columnMapping", "v2Checkpoint", "typeWidening"}
 
@@ -93,7 +86,7 @@ class ConcurrentWriteError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Commit:
+class LogCommit:
     """One commit of a table's log, as far as a concurrent writer cares."""
 
     version: int
@@ -115,7 +108,7 @@ class Commit:
             return False
         if where is None or not table.is_partitioned:
             return not self.data_changed
-        wanted = {c: {_partition_text(v) for v in values} for c, values in where.items()}
+        wanted = {c: {partition_text(v) for v in values} for c, values in where.items()}
         return not any(
             all(values.get(c) in vs for c, vs in wanted.items()) for values in self.data_changed
         )
@@ -127,6 +120,8 @@ class Commit:
 
 @dataclass(frozen=True)
 class WriteResult:
+    """What one write committed: the version it made and the one before (for a rollback)."""
+
     table_uri: str
     version: int
     previous_version: int | None
@@ -209,65 +204,6 @@ class DeltaStore:
     def history(self, table: TableRef, limit: int | None = None) -> list[dict[str, Any]]:
         return self._open(table).history(limit)
 
-    def commits_since(self, table: TableRef, version: int) -> list[Commit]:
-        """The commits after ``version``, read from the table's JSON log."""
-        uri = self.uri(table)
-        fs, root = pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
-        commits = []
-        for v in range(version + 1, self._open(table).version() + 1):
-            with fs.open_input_stream(f"{root.rstrip('/')}/_delta_log/{v:020d}.json") as f:
-                entries = [json.loads(line) for line in f.read().decode().splitlines() if line]
-            info = next((e["commitInfo"] for e in entries if "commitInfo" in e), {})
-            changed = tuple(
-                action.get("partitionValues") or {}
-                for e in entries
-                for kind in ("add", "remove")
-                if (action := e.get(kind)) is not None and action.get("dataChange", True)
-            )
-            commits.append(
-                Commit(
-                    version=v,
-                    operation=info.get("operation"),
-                    maintenance=MAINTENANCE_COMMIT_KEY in info,
-                    data_changed=changed,
-                    metadata=any("metaData" in e or "protocol" in e for e in entries),
-                )
-            )
-        return commits
-
-    def check_lost_commit(
-        self,
-        table: TableRef,
-        read_version: int,
-        where: PartitionValues | None,
-        error: CommitFailedError,
-        attempt: int,
-        what: str,
-    ) -> None:
-        """A write that read ``read_version`` lost its commit (``error``). Returns when
-        every commit since lets the write commit over it (:meth:`Commit.lets_write`): the
-        caller writes again; raises :class:`ConcurrentWriteError` when one does not, or
-        after ``WRITE_ATTEMPTS`` attempts, and ``error`` itself when nobody committed."""
-        commits = self.commits_since(table, read_version)
-        if not commits:  # nobody committed: not a race, delta-rs' own error
-            raise error
-        blocking = [c for c in commits if not c.lets_write(table, where)]
-        if not blocking and attempt < WRITE_ATTEMPTS:
-            return
-        if blocking:
-            beaten_by = ", ".join(c.describe() for c in blocking)
-            raise ConcurrentWriteError(
-                f"another writer committed to {table.name} ({what}) while this write was "
-                f"running ({beaten_by}), so this write was not committed and readers see the "
-                f"other writer's partition whole. Re-run this partition once the other run "
-                f"has finished (Delta said: {error})"
-            ) from None
-        raise ConcurrentWriteError(
-            f"the write of {table.name} ({what}) lost its commit {attempt} times in a row "
-            f"(last to {', '.join(c.describe() for c in commits)}): nothing of it was "
-            "committed. Re-run this partition"
-        ) from None
-
     def arrow_schema(self, table: TableRef) -> pa.Schema:
         return pa.schema(self._open(table).schema().to_arrow())
 
@@ -342,110 +278,94 @@ class DeltaStore:
         )
         return changes
 
-    # -- writes --------------------------------------------------------------------
-    def replace_partitions(
-        self,
-        data: pa.Table,
-        table: TableRef,
-        where: PartitionValues,
-        *,
-        description: str | None = None,
-        commit_metadata: Mapping[str, Any] | None = None,
-    ) -> WriteResult:
-        """Replace exactly the partitions in ``where`` with ``data`` in one commit."""
-        predicate = partition_predicate(table, where)
-        previous = self.version(table)
-        if previous is not None:
-            actual = list(self._open(table).metadata().partition_columns)
-            if actual != list(table.partition_by):
-                raise PredicateError(
-                    f"{self.uri(table)} is partitioned by {actual}, expected "
-                    f"{list(table.partition_by)}: refusing to write"
-                )
-        if previous is not None:
-            self.widen_types(table, data.schema, commit_metadata)
-        faults.fail_if_injected(table.name)
-        if faults.active(f"duplicate_write:{table.name}"):
-            data = pa.concat_tables([data, data])
-        source: pa.Table | pa.RecordBatchReader = data
-        if faults.active(f"hang_write:{table.name}"):
-            source = _hanging_reader(data, table.name)
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
-            # the write reads this snapshot: the commits after it are the ones it races
-            snapshot = self._open(table) if self.exists(table) else None
-            try:
-                write_deltalake(
-                    self.uri(table) if snapshot is None else snapshot,
-                    source if attempt == 1 else data,
-                    mode="overwrite",
-                    predicate=predicate,
-                    partition_by=list(table.partition_by),
-                    schema_mode="merge",
-                    name=table.name,
-                    description=description,
-                    storage_options=self.storage_options if snapshot is None else None,
-                    commit_properties=_commit_properties(commit_metadata),
-                )
-                break
-            except CommitFailedError as exc:
-                if snapshot is None:
-                    raise
-                self.check_lost_commit(table, snapshot.version(), where, exc, attempt, predicate)
-        # delta-rs leaves the snapshot at the version it committed; the one before it is
-        # what a rollback restores (it may be maintenance's or another partition's commit)
-        version = self._open(table).version() if snapshot is None else snapshot.version()
-        return WriteResult(
-            table_uri=self.uri(table),
-            version=version,
-            previous_version=None if previous is None else version - 1,
-            rows_written=data.num_rows,
-            predicate=predicate,
-            partitions=[str(v) for v in where[table.partition_by[0]]],
-        )
+    def open_if_exists(self, table: TableRef) -> DeltaTable | None:
+        """The current snapshot of ``table``, or None when it has not been written yet."""
+        try:
+            return DeltaTable(self.uri(table), storage_options=self.storage_options)
+        except TableNotFoundError:
+            return None
 
-    def replace_table(
+    # -- the delta-rs commit (the arrow writer's, and a rollback's) ----------------
+    def commits_since(self, table: TableRef, version: int) -> list[LogCommit]:
+        """The commits after ``version``, read from the table's JSON log."""
+        uri = self.uri(table)
+        fs, root = pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
+        commits = []
+        for v in range(version + 1, self._open(table).version() + 1):
+            with fs.open_input_stream(f"{root.rstrip('/')}/_delta_log/{v:020d}.json") as f:
+                entries = [json.loads(line) for line in f.read().decode().splitlines() if line]
+            info = next((e["commitInfo"] for e in entries if "commitInfo" in e), {})
+            changed = tuple(
+                action.get("partitionValues") or {}
+                for e in entries
+                for kind in ("add", "remove")
+                if (action := e.get(kind)) is not None and action.get("dataChange", True)
+            )
+            commits.append(
+                LogCommit(
+                    version=v,
+                    operation=info.get("operation"),
+                    maintenance=MAINTENANCE_COMMIT_KEY in info,
+                    data_changed=changed,
+                    metadata=any("metaData" in e or "protocol" in e for e in entries),
+                )
+            )
+        return commits
+
+    def overwrite(
         self,
-        data: pa.Table,
+        data: pa.Table | pa.RecordBatchReader,
         table: TableRef,
+        predicate: str | None,
         *,
         description: str | None = None,
         commit_metadata: Mapping[str, Any] | None = None,
-    ) -> WriteResult:
-        """Replace the whole content of an unpartitioned table in one commit."""
-        if table.is_partitioned:
-            raise PredicateError(
-                f"table {table.name} is partitioned: replace named partitions, never the whole table"
+        on: DeltaTable | None = None,
+    ) -> int:
+        """Replace the rows ``predicate`` selects (the whole table when None) with ``data``
+        in one delta-rs commit; the new version. Callers guard the predicate
+        (:func:`partition_predicate`); delta-rs also refuses rows outside it.
+
+        ``on``: the snapshot the write read (a writer's). The commit then goes right on top
+        of it, with no retry inside delta-rs, and a lost commit raises delta-rs'
+        ``CommitFailedError`` for the writer to decide (``writers/base.py``)."""
+        if on is not None:
+            properties = _commit_properties(commit_metadata) or CommitProperties()
+            properties.max_commit_retries = 0
+            read = on.version()
+            write_deltalake(
+                on,
+                data,
+                mode="overwrite",
+                predicate=predicate,
+                partition_by=list(table.partition_by) or None,
+                schema_mode="merge",
+                name=table.name,
+                description=description,
+                commit_properties=properties,
             )
-        previous = self.version(table)
-        if previous is not None:
-            self.widen_types(table, data.schema, commit_metadata)
-        faults.fail_if_injected(table.name)
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
-            snapshot = self._open(table) if self.exists(table) else None
-            try:
-                write_deltalake(
-                    self.uri(table) if snapshot is None else snapshot,
-                    data,
-                    mode="overwrite",
-                    schema_mode="merge",
-                    name=table.name,
-                    description=description,
-                    storage_options=self.storage_options if snapshot is None else None,
-                    commit_properties=_commit_properties(commit_metadata),
-                )
-                break
-            except CommitFailedError as exc:
-                if snapshot is None:
-                    raise
-                self.check_lost_commit(table, snapshot.version(), None, exc, attempt, "whole table")
-        version = self._open(table).version() if snapshot is None else snapshot.version()
-        return WriteResult(
-            table_uri=self.uri(table),
-            version=version,
-            previous_version=None if previous is None else version - 1,
-            rows_written=data.num_rows,
-            predicate=None,
-        )
+            return read + 1  # no retry: right on top of the snapshot
+        try:
+            write_deltalake(
+                self.uri(table),
+                data,
+                mode="overwrite",
+                predicate=predicate,
+                partition_by=list(table.partition_by) or None,
+                schema_mode="merge",
+                name=table.name,
+                description=description,
+                storage_options=self.storage_options,
+                commit_properties=_commit_properties(commit_metadata),
+            )
+        except CommitFailedError as exc:
+            raise ConcurrentWriteError(
+                f"another writer committed to {table.name} ({predicate}) while this write was "
+                f"running, so this write was not committed and readers see the other "
+                f"writer's partition whole. Re-run this partition once the other run has "
+                f"finished (Delta said: {exc})"
+            ) from None
+        return self._open(table).version()
 
     def restore(
         self, table: TableRef, version: int, commit_metadata: Mapping[str, Any] | None = None
@@ -507,8 +427,9 @@ class DeltaStore:
             old = pa.Table.from_batches([], schema=self.arrow_schema(table))
         else:
             old = self.to_arrow(table, where, version=write.previous_version)
-        self.replace_partitions(old, table, where, commit_metadata=meta)
-        restored = self.version(table)
+        restored = self.overwrite(
+            old, table, partition_predicate(table, where), commit_metadata=meta
+        )
         return Rollback(
             table.name,
             restored,
@@ -537,12 +458,12 @@ class DeltaStore:
         self, table: TableRef, where: PartitionValues | None = None, version: int | None = None
     ) -> pa.Table:
         dt_ = self._open(table, version)
-        filters = _filters(table, where)
+        filters = partition_filters(table, where)
         return pa.table(dt_.to_pyarrow_table(filters=filters or None))
 
     def files(self, table: TableRef, where: PartitionValues | None = None) -> list[str]:
         dt_ = self._open(table)
-        filters = _filters(table, where)
+        filters = partition_filters(table, where)
         return dt_.file_uris(file_pruning_predicate=filters or None)
 
     def column_stats(
@@ -551,13 +472,13 @@ class DeltaStore:
         """Rows and null counts of the current snapshot's files in ``where``, summed from the
         file statistics in the Delta log (no data is read). None when a file has no row
         count; a column some file has no null count for (e.g. an array) is left out."""
-        _filters(table, where)  # validated like any partition selection
+        partition_filters(table, where)  # validated like any partition selection
         actions = pa.table(self._open(table).get_add_actions(flatten=True)).to_pylist()
-        wanted = {k: {_partition_text(v) for v in values} for k, values in (where or {}).items()}
+        wanted = {k: {partition_text(v) for v in values} for k, values in (where or {}).items()}
         files = [
             a
             for a in actions
-            if all(_partition_text(a.get(f"partition.{k}")) in vs for k, vs in wanted.items())
+            if all(partition_text(a.get(f"partition.{k}")) in vs for k, vs in wanted.items())
         ]
         if any(a.get("num_records") is None for a in files):
             return None
@@ -594,19 +515,7 @@ def is_widening(old: pa.DataType, new: pa.DataType) -> bool:
     return False
 
 
-def _hanging_reader(data: pa.Table, table: str) -> pa.RecordBatchReader:
-    """The rows of ``data`` as a stream that hangs after its first batch (a fault point)."""
-    batches = data.to_batches(max_chunksize=max(1, data.num_rows // 2)) or []
-
-    def stream():
-        yield from batches[:1]
-        faults.hang(table)
-        yield from batches[1:]
-
-    return pa.RecordBatchReader.from_batches(data.schema, stream())
-
-
-def _filters(table: TableRef, where: PartitionValues | None) -> list[tuple[str, str, Any]]:
+def partition_filters(table: TableRef, where: PartitionValues | None) -> list[tuple[str, str, Any]]:
     """delta-rs filters for a partition selection, validated like write predicates."""
     out: list[tuple[str, str, Any]] = []
     for column, values in (where or {}).items():
@@ -618,7 +527,7 @@ def _filters(table: TableRef, where: PartitionValues | None) -> list[tuple[str, 
     return out
 
 
-def _partition_text(value: Any) -> str | None:
+def partition_text(value: Any) -> str | None:
     """A partition value as the log spells it (dates as ISO text), for comparisons."""
     if value is None:
         return None

@@ -32,7 +32,7 @@ reports it). The order, for one table:
 **Writers are not locked out.** ``operations/maintenance.py`` leaves alone a table that
 a run in progress writes, but a writer may start right after that check. Delta's
 optimistic commits sort it out, and no side fails for good: a writer whose commit loses
-to a maintenance commit writes again (``DeltaStore.check_lost_commit``: every
+to a maintenance commit writes again (``writers.base.DeltaWriter.commit_over_races``: every
 maintenance commit carries ``foodops_maintenance``); a maintenance commit that loses to a
 writer (delta-rs: "a concurrent transaction deleted data this operation read") raises
 :class:`LostRace`, which :func:`maintain` records in its report and goes on: the step is

@@ -19,6 +19,7 @@ from deltalake import DeltaTable, write_deltalake
 from foodops_assets.lakehouse import maintenance as m
 from foodops_assets.lakehouse.delta import DeltaStore
 from foodops_assets.lakehouse.tables import TableRef
+from foodops_assets.lakehouse.writers import arrow
 from foodops_assets_tests.delta_clock import date_commits, days_ago
 
 T = TableRef("silver", "things", ("partition_date",))
@@ -68,7 +69,7 @@ def test_compaction_keeps_every_row_and_leaves_one_file_per_partition(tmp_path):
     store = DeltaStore(str(tmp_path))
     days = [TODAY - dt.timedelta(days=d) for d in (3, 2, 1)]
     for day in days:
-        store.replace_partitions(_rows(day, "first"), T, {"partition_date": [day]})
+        arrow.Writer(store).write_partitions(_rows(day, "first"), T, {"partition_date": [day]})
         for k in range(4):  # late files folded in
             _append(store, T, _rows(day, f"late{k}", n=2))
     before = _content(store, T)
@@ -99,7 +100,7 @@ def test_every_version_inside_the_window_still_restores_after_maintenance(
     the second night's VACUUM would take their files for a crashed writer's leftovers."""
     store = DeltaStore(str(tmp_path))
     day = TODAY - dt.timedelta(days=30)
-    store.replace_partitions(_rows(day, "v0"), T, {"partition_date": [day]})
+    arrow.Writer(store).write_partitions(_rows(day, "v0"), T, {"partition_date": [day]})
     if table_keeps_tombstones_for:
         DeltaTable(store.uri(T)).alter.set_table_properties(
             {m.DELETED_FILE_RETENTION: table_keeps_tombstones_for}
@@ -109,7 +110,7 @@ def test_every_version_inside_the_window_still_restores_after_maintenance(
         if v % 3 == 0:
             _append(store, T, _rows(day, f"late{v}", n=1))
         else:
-            store.replace_partitions(_rows(day, f"v{v}"), T, {"partition_date": [day]})
+            arrow.Writer(store).write_partitions(_rows(day, f"v{v}"), T, {"partition_date": [day]})
     ages = [20, 18, 16, 14, 12, 10, 8, 6, 5, 3, 2, 1]  # days ago, versions 0..11
     date_commits(store.uri(T), {v: days_ago(a) for v, a in enumerate(ages)})
     expected = {v: _content(store, T, v) for v in range(12)}
@@ -139,7 +140,7 @@ def test_vacuum_refuses_a_retention_shorter_than_the_window(tmp_path):
     store = DeltaStore(str(tmp_path))
     day = TODAY - dt.timedelta(days=1)
     for tag in ("a", "b", "c"):
-        store.replace_partitions(_rows(day, tag), T, {"partition_date": [day]})
+        arrow.Writer(store).write_partitions(_rows(day, tag), T, {"partition_date": [day]})
     date_commits(store.uri(T), {0: days_ago(3), 1: days_ago(2)})
     on_disk = m.stored_files(store, T)
 
@@ -158,7 +159,7 @@ def test_purge_deletes_exactly_the_expired_partitions_in_one_commit(tmp_path):
     store = DeltaStore(str(tmp_path))
     days = [TODAY - dt.timedelta(days=d) for d in range(40, 25, -1)]  # 40..26 days ago
     for day in days:
-        store.replace_partitions(_rows(day, "x"), T, {"partition_date": [day]})
+        arrow.Writer(store).write_partitions(_rows(day, "x"), T, {"partition_date": [day]})
     cutoff = TODAY - dt.timedelta(days=30)
     kept = [d for d in days if d >= cutoff]
     expected_kept = _digest(
@@ -197,7 +198,7 @@ def test_an_expired_dead_letter_is_gone_from_the_table_and_from_the_files_after_
     for age in (35, 20, 5):
         day = TODAY - dt.timedelta(days=age)
         for source in ("orders", "reviews"):
-            store.replace_partitions(
+            arrow.Writer(store).write_partitions(
                 _rows(day, "dead", source=source),
                 DLQ,
                 {"partition_date": [day], "source": [source]},
@@ -253,7 +254,7 @@ def test_raw_text_past_retention_is_nulled_and_its_bytes_go_after_the_window(tmp
         rows = _rows(day, "line").set_column(
             1, "raw", pa.array([f"rescued {day} {i}" if i % 2 else None for i in range(4)])
         )
-        store.replace_partitions(rows, bronze, {"partition_date": [day]})
+        arrow.Writer(store).write_partitions(rows, bronze, {"partition_date": [day]})
     date_commits(store.uri(bronze), {0: days_ago(40), 1: days_ago(3)})
     ids_before = sorted(store.to_arrow(bronze)["id"].to_pylist())
     plan = m.Plan(
@@ -283,7 +284,7 @@ def test_raw_text_past_retention_is_nulled_and_its_bytes_go_after_the_window(tmp
 def test_a_dry_run_changes_nothing_and_says_what_would_go(tmp_path):
     store = DeltaStore(str(tmp_path))
     day = TODAY - dt.timedelta(days=40)
-    store.replace_partitions(_rows(day, "a"), T, {"partition_date": [day]})
+    arrow.Writer(store).write_partitions(_rows(day, "a"), T, {"partition_date": [day]})
     _append(store, T, _rows(day, "b"))
     files, version = m.stored_files(store, T), store.version(T)
 
@@ -307,7 +308,7 @@ def test_a_compaction_a_writer_beats_commits_nothing_and_says_who_won(tmp_path):
     for tag in ("a", "b", "c"):  # small files to compact
         _append(store, T, _rows(day, tag))
     planned_on = store.version(T)
-    written = store.replace_partitions(_rows(day, "new"), T, {"partition_date": [day]})
+    written = arrow.Writer(store).write_partitions(_rows(day, "new"), T, {"partition_date": [day]})
 
     with pytest.raises(m.LostRace) as lost:
         m.compact(store, T, version=planned_on, commit_metadata={"dagster_run_id": "r"})
@@ -329,7 +330,7 @@ def test_vacuum_keeps_the_files_of_a_write_in_progress_and_removes_a_killed_ones
     staging directory."""
     store = DeltaStore(str(tmp_path))
     day = TODAY - dt.timedelta(days=1)
-    store.replace_partitions(_rows(day, "a"), T, {"partition_date": [day]})
+    arrow.Writer(store).write_partitions(_rows(day, "a"), T, {"partition_date": [day]})
     table = Path(store.uri(T))
     old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).timestamp()
 

@@ -28,6 +28,7 @@ from foodops_assets.lakehouse.tables import (
     RESTAURANT_DAILY_SALES,
     TABLES,
 )
+from foodops_assets.lakehouse.writers import arrow
 from foodops_assets.operations.maintenance import (
     MAINTENANCE_JOB,
     PolicyError,
@@ -75,10 +76,10 @@ def _seed(lake: Lake) -> None:
         day = _ago(age)
         where = {"partition_date": [day]}
         raw = _orders("orders_raw", day, _rescued_data=f"raw line {age}")
-        store.replace_partitions(raw, ORDERS_RAW, where)
-        store.replace_partitions(_orders("orders_valid", day), ORDERS_VALID, where)
+        arrow.Writer(store).write_partitions(raw, ORDERS_RAW, where)
+        arrow.Writer(store).write_partitions(_orders("orders_valid", day), ORDERS_VALID, where)
         for source in ("orders", "reviews"):
-            store.replace_partitions(
+            arrow.Writer(store).write_partitions(
                 _rows(day, source=source, raw_record=f"{source} record {age}"),
                 DEAD_LETTER_QUEUE,
                 {"partition_date": [day], "source": [source]},

@@ -18,6 +18,7 @@ from deltalake import write_deltalake
 
 from foodops_assets.lakehouse.delta import DeltaStore
 from foodops_assets.lakehouse.maintenance import Plan, maintain
+from foodops_assets.lakehouse.writers import arrow
 from foodops_assets_tests.resilience.writers import (
     DLQ_LIKE,
     RACE,
@@ -63,7 +64,7 @@ def _by_partition(store, table, cols=("partition_date",)):
 def test_two_writers_on_one_partition_never_mix_it(tmp_path):
     root = str(tmp_path / "lake")
     store = DeltaStore(root)
-    store.replace_partitions(rows("before", D1), RACE, {"partition_date": [D1]})
+    arrow.Writer(store).write_partitions(rows("before", D1), RACE, {"partition_date": [D1]})
     outcomes = _race(root, RACE, [("A", {"partition_date": [D1]}), ("B", {"partition_date": [D1]})])
 
     [(writers_in_partition)] = [_by_partition(store, RACE)[(D1,)]]
@@ -88,9 +89,9 @@ def test_writers_on_other_partitions_both_commit(tmp_path):
     root = str(tmp_path / "lake")
     store = DeltaStore(root)
     for day in (D1, D2):
-        store.replace_partitions(rows("before", day), RACE, {"partition_date": [day]})
+        arrow.Writer(store).write_partitions(rows("before", day), RACE, {"partition_date": [day]})
     for source in ("orders", "reviews"):
-        store.replace_partitions(
+        arrow.Writer(store).write_partitions(
             rows("before", D2, source), DLQ_LIKE, {"partition_date": [D2], "source": [source]}
         )
     # at the same instant: a backfill rewrites D1 while the daily run writes D2, and two
@@ -133,8 +134,8 @@ def test_lake_maintenance_committing_under_a_held_writer_never_fails_it(tmp_path
     and succeeds, and D2 holds exactly its rows."""
     root = str(tmp_path / "lake")
     store = DeltaStore(root)
-    store.replace_partitions(rows("before", D1), RACE, {"partition_date": [D1]})
-    store.replace_partitions(rows("before", D2), RACE, {"partition_date": [D2]})
+    for day in (D1, D2):
+        arrow.Writer(store).write_partitions(rows("before", day), RACE, {"partition_date": [day]})
     for k in range(2):  # late files: something to compact
         write_deltalake(store.uri(RACE), rows(f"late{k}", D2, n=10), mode="append")
     marker, release = tmp_path / "held", tmp_path / "release"
