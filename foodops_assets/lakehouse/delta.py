@@ -285,7 +285,6 @@ class DeltaStore:
         except TableNotFoundError:
             return None
 
-    # -- the delta-rs commit (the arrow writer's, and a rollback's) ----------------
     def commits_since(self, table: TableRef, version: int) -> list[LogCommit]:
         """The commits after ``version``, read from the table's JSON log."""
         uri = self.uri(table)
@@ -312,6 +311,7 @@ class DeltaStore:
             )
         return commits
 
+    # -- the delta-rs commit (the arrow writer's, and a rollback's) ----------------
     def overwrite(
         self,
         data: pa.Table | pa.RecordBatchReader,
