@@ -16,7 +16,7 @@ import dagster as dg
 from .assets.graph import lakehouse_assets, load_contracts
 from .automation.conditions import automation_sensor, with_automation
 from .automation.retries import retry_policy, with_retries
-from .automation.schedules import daily_schedule
+from .automation.schedules import daily_schedule, maintenance_schedule
 from .automation.sensors import file_arrival_sensors, run_tags
 from .checks.contract_changes import check_contract_changes
 from .contracts import CONTRACTS_DIR
@@ -26,6 +26,7 @@ from .lakehouse.spark import SparkResource
 from .observability.alerts import alert_sensors, webhook_resource
 from .observability.exports import observability_sensors, upstream_assets
 from .operations.dlq_replay import dlq_replay_job
+from .operations.maintenance import lake_maintenance_job, table_policies
 from .operations.restore import restore_delta_table_job
 from .partitions import daily_partitions
 from .settings import Settings
@@ -87,6 +88,7 @@ def build_definitions(
                 kind="databricks" if settings.execution == "databricks" else "pipes",
             )
         assets = with_automation(assets, settings)
+    maintenance = lake_maintenance_job(table_policies(contracts, settings))
 
     jobs = [
         dg.define_asset_job(
@@ -109,9 +111,10 @@ def build_definitions(
             description="Features and dish recommendations as of a day (reads the trailing window of silver).",
             tags=run_tags(settings),
         ),
-        # operators: rollback by hand and DLQ replay (foodops_assets/operations/)
+        # operators: rollback by hand, DLQ replay, lake maintenance (foodops_assets/operations/)
         restore_delta_table_job,
         dlq_replay_job(contracts, daily),
+        maintenance,
     ]
     sensors = [
         *file_arrival_sensors(settings, daily),
@@ -124,7 +127,10 @@ def build_definitions(
     return dg.Definitions(
         assets=assets,
         jobs=jobs,
-        schedules=[daily_schedule(settings, jobs[0], daily)],
+        schedules=[
+            daily_schedule(settings, jobs[0], daily),
+            maintenance_schedule(settings, maintenance),
+        ],
         sensors=sensors,
         resources={
             "webhook": webhook_resource(settings),

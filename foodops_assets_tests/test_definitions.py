@@ -164,8 +164,9 @@ def test_jobs_and_the_partition_start_come_from_settings():
     defs = build_definitions(
         Settings(landing_root="/l", lake_root="/k", partitions_start="2026-01-01")
     )
-    # operators: restore a table to a version, replay the dead-letter queue
+    # operators: restore a table to a version, replay the dead-letter queue, maintain the lake
     assert defs.resolve_job_def("restore_delta_table") and defs.resolve_job_def("dlq_replay")
+    assert defs.resolve_job_def("lake_maintenance")
     assert defs.resolve_job_def(DAILY_JOB).partitions_def.start.strftime("%Y-%m-%d") == "2026-01-01"
     assert defs.resolve_job_def(REFERENCE_JOB)
     ml = defs.resolve_job_def(ML_JOB)
@@ -187,7 +188,10 @@ def test_triggers_sensors_schedule_and_automation_are_defined():
         "foodops_observability_on_success",
         "foodops_observability_on_failure",
     }
-    assert [s.name for s in repo.schedule_defs] == ["foodops_daily_backstop"]
+    assert [s.name for s in repo.schedule_defs] == [
+        "foodops_daily_backstop",
+        "foodops_lake_maintenance",
+    ]
     graph = _defs().resolve_asset_graph()
     automated = {
         k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).automation_condition
