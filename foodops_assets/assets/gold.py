@@ -29,7 +29,9 @@ from ..lakehouse.tables import (
 from ..transforms import gold
 from .common import (
     KINDS,
+    NO_RETRIES,
     PLATFORM_OWNER,
+    StepRetries,
     column_lineage,
     commit_metadata,
     partition_label,
@@ -74,6 +76,7 @@ def _orders_gold_asset(
     schema: T.StructType,
     partitions_def: dg.PartitionsDefinition,
     extra_deps: Sequence[str] = (),
+    retries: StepRetries = NO_RETRIES,
 ) -> dg.AssetsDefinition:
     """A daily gold table over orders_valid whose revenue must reconcile with silver."""
 
@@ -96,7 +99,9 @@ def _orders_gold_asset(
         ],
         metadata={"dagster/column_schema": table_schema(schema, descriptions)},
         tags={"layer": "gold"},
+        retry_policy=retries.policy,
     )
+    @retries.wrap
     def _gold(
         context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
     ):
@@ -164,7 +169,9 @@ def _city_hourly_demand(orders: DataFrame, lakehouse: LakehouseResource, session
     return gold.city_hourly_demand(orders)
 
 
-def restaurant_daily_sales_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def restaurant_daily_sales_asset(
+    partitions_def: dg.PartitionsDefinition, retries: StepRetries = NO_RETRIES
+) -> dg.AssetsDefinition:
     return _orders_gold_asset(
         RESTAURANT_DAILY_SALES,
         "Sales per restaurant and day: orders, cancellations, items, revenue, customers.",
@@ -175,10 +182,13 @@ def restaurant_daily_sales_asset(partitions_def: dg.PartitionsDefinition) -> dg.
         gold.RESTAURANT_DAILY_SALES_SCHEMA,
         partitions_def,
         extra_deps=[RESTAURANTS.name],
+        retries=retries,
     )
 
 
-def city_hourly_demand_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def city_hourly_demand_asset(
+    partitions_def: dg.PartitionsDefinition, retries: StepRetries = NO_RETRIES
+) -> dg.AssetsDefinition:
     return _orders_gold_asset(
         CITY_HOURLY_DEMAND,
         "Orders and revenue per city and hour: where and when demand is.",
@@ -188,6 +198,7 @@ def city_hourly_demand_asset(partitions_def: dg.PartitionsDefinition) -> dg.Asse
         _city_hourly_demand,
         gold.CITY_HOURLY_DEMAND_SCHEMA,
         partitions_def,
+        retries=retries,
     )
 
 
@@ -276,7 +287,9 @@ def _audit_then_publish(
 
 
 def delivery_performance_daily_asset(
-    partitions_def: dg.PartitionsDefinition, deliveries: Contract
+    partitions_def: dg.PartitionsDefinition,
+    deliveries: Contract,
+    retries: StepRetries = NO_RETRIES,
 ) -> dg.AssetsDefinition:
     default_sla = float(deliveries.sla_value("on_time_minutes", 45))
     table = DELIVERY_PERFORMANCE_DAILY
@@ -319,7 +332,9 @@ def delivery_performance_daily_asset(
             "on_time_sla_minutes_default": default_sla,
         },
         tags={"layer": "gold"},
+        retry_policy=retries.policy,
     )
+    @retries.wrap
     def _delivery_performance(
         context: dg.AssetExecutionContext,
         config: DeliveryPerformanceConfig,
@@ -428,7 +443,9 @@ def _overall_p90_minutes(deliveries: DataFrame) -> float:
     return float(row["p90"]) if row and row["p90"] is not None else 0.0
 
 
-def restaurant_ratings_daily_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def restaurant_ratings_daily_asset(
+    partitions_def: dg.PartitionsDefinition, retries: StepRetries = NO_RETRIES
+) -> dg.AssetsDefinition:
     table = RESTAURANT_RATINGS_DAILY
     window = gold.ROLLING_WINDOW_DAYS
     description = (
@@ -484,7 +501,9 @@ def restaurant_ratings_daily_asset(partitions_def: dg.PartitionsDefinition) -> d
             "rolling_window_days": window,
         },
         tags={"layer": "gold"},
+        retry_policy=retries.policy,
     )
+    @retries.wrap
     def _restaurant_ratings(
         context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
     ):

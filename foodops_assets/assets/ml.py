@@ -38,7 +38,9 @@ from ..lakehouse.tables import (
 from ..transforms import features, recommend
 from .common import (
     KINDS,
+    NO_RETRIES,
     PLATFORM_OWNER,
+    StepRetries,
     partition_label,
     run_days,
     table_schema,
@@ -114,7 +116,9 @@ def _input_days(context: dg.AssetExecutionContext, upstream: TableRef) -> list[d
     return window_days(context.asset_partitions_time_window_for_input(upstream.name))
 
 
-def user_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def user_features_asset(
+    partitions_def: dg.PartitionsDefinition, retries: StepRetries = NO_RETRIES
+) -> dg.AssetsDefinition:
     table = USER_FEATURES
     w = FEATURE_WINDOW_DAYS
     description = (
@@ -153,7 +157,9 @@ def user_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
             "window_days": w,
         },
         tags={"layer": GROUP},
+        retry_policy=retries.policy,
     )
+    @retries.wrap
     def _user_features(
         context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
     ):
@@ -203,7 +209,9 @@ def user_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
     return _user_features
 
 
-def dish_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def dish_features_asset(
+    partitions_def: dg.PartitionsDefinition, retries: StepRetries = NO_RETRIES
+) -> dg.AssetsDefinition:
     table = DISH_FEATURES
     w = FEATURE_WINDOW_DAYS
     description = (
@@ -242,7 +250,9 @@ def dish_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
             "window_days": w,
         },
         tags={"layer": GROUP},
+        retry_policy=retries.policy,
     )
+    @retries.wrap
     def _dish_features(
         context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
     ):
@@ -315,7 +325,9 @@ def model_path(lakehouse: LakehouseResource, as_of: dt.date) -> str:
     return f"{root}/{ML_MODELS_DIR}/{DISH_RECOMMENDATIONS.name}/as_of={as_of.isoformat()}"
 
 
-def dish_recommendations_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def dish_recommendations_asset(
+    partitions_def: dg.PartitionsDefinition, retries: StepRetries = NO_RETRIES
+) -> dg.AssetsDefinition:
     table = DISH_RECOMMENDATIONS
     w = FEATURE_WINDOW_DAYS
     k = recommend.K
@@ -357,7 +369,9 @@ def dish_recommendations_asset(partitions_def: dg.PartitionsDefinition) -> dg.As
             "k": k,
         },
         tags={"layer": GROUP},
+        retry_policy=retries.policy,
     )
+    @retries.wrap
     def _dish_recommendations(
         context: dg.AssetExecutionContext,
         config: DishRecommendationsConfig,
