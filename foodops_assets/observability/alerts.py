@@ -19,7 +19,6 @@ import urllib.request
 from typing import Any
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
 
 from ..automation.sensors import default_status
 from ..contracts import Contract
@@ -151,7 +150,7 @@ def run_failure_alert(settings: Settings) -> dg.SensorDefinition:
             | {
                 r.event_log_entry.dagster_event.asset_key.to_user_string()
                 for r in context.instance.get_records_for_run(
-                    run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+                    run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
                 ).records
             }
         )
@@ -211,7 +210,7 @@ def check_failure_alert(settings: Settings) -> dg.SensorDefinition:
                 continue
             seen.append(run_id)
             for event in context.instance.get_records_for_run(
-                run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+                run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
             ).records:
                 evaluation = event.event_log_entry.dagster_event.event_specific_data
                 if evaluation.passed or evaluation.severity != dg.AssetCheckSeverity.ERROR:

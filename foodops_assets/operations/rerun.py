@@ -7,20 +7,30 @@ In the UI: open the failed run, "Re-execute" -> "From failure". On the command l
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import dagster as dg
-from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
 
+# named, not imported: operations sit below the code location that lists them
 CODE_LOCATION_MODULE = "foodops_assets.definitions"
 
 
-def reconstructable_job(job_name: str) -> ReconstructableJob:
+def code_location_job(job_name: str) -> dg.JobDefinition:
+    """``job_name`` as the code location defines it (the implicit ``__ASSET_JOB`` too),
+    built from the environment like the CLI builds it."""
+    defs = importlib.import_module(CODE_LOCATION_MODULE).defs()
+    return defs.resolve_job_def(job_name)
+
+
+def reconstructable_job(job_name: str):
     """A job of the code location, loadable again by run workers (like the CLI loads it)."""
-    repo = ReconstructableRepository.for_module(
-        CODE_LOCATION_MODULE, "defs", working_directory=os.getcwd()
+    return dg.build_reconstructable_job(
+        __name__,
+        code_location_job.__name__,
+        reconstructable_args=(job_name,),
+        reconstructor_working_directory=os.getcwd(),
     )
-    return repo.get_reconstructable_job(job_name)
 
 
 def rerun_from_failure(run_id: str, instance: dg.DagsterInstance) -> dg.ExecutionResult:
