@@ -15,6 +15,7 @@ import dagster as dg
 
 from .assets.graph import lakehouse_assets, load_contracts
 from .automation.conditions import automation_sensor, with_automation
+from .automation.freshness import asset_deadlines, with_freshness
 from .automation.retries import transient_retries
 from .automation.schedules import daily_schedule
 from .automation.sensors import file_arrival_sensors, run_tags
@@ -85,6 +86,8 @@ def build_definitions(
                 kind="databricks" if settings.execution == "databricks" else "pipes",
             )
         assets = with_automation(assets, settings)
+        # silver and gold carry their contract's deadline as Dagster freshness policies
+        assets = with_freshness(assets, contracts)
 
     jobs = [
         dg.define_asset_job(
@@ -112,7 +115,7 @@ def build_definitions(
     sensors = [
         *file_arrival_sensors(settings, daily),
         automation_sensor(settings),
-        *alert_sensors(settings, contracts, daily),
+        *alert_sensors(settings, asset_deadlines(assets, contracts), daily),
         # metrics to a Prometheus Pushgateway, lineage to OpenLineage (off unless configured)
         *observability_sensors(settings, upstream_assets(assets)),
     ]

@@ -183,7 +183,8 @@ def test_triggers_sensors_schedule_and_automation_are_defined():
         "foodops_automation",
         "foodops_run_failure_alert",
         "foodops_check_failure_alert",
-        "foodops_orders_sla_alert",
+        "foodops_freshness_alert",
+        "foodops_partition_deadlines",
         "foodops_observability_on_success",
         "foodops_observability_on_failure",
     }
