@@ -31,19 +31,19 @@ import dagster as dg
 
 from ..contracts import Contract
 from ..lakehouse import tables
+from .sensors import DAILY_SOURCES
 
 # the contract's landing promise, in minutes after the day ends (UTC)
 LANDING_SLA_KEY = "freshness_minutes"
 # what the platform allows itself after the landing deadline to publish silver and gold
 PROCESSING_MINUTES = 60
-DAILY_SOURCES = ("orders", "deliveries", "reviews")
 FRESHNESS_GROUPS = ("silver", "gold")
 # Dagster bounds a cron policy's window by its cron interval (a day)
 _DAY_MINUTES = 24 * 60
 
 # the tables of each daily source (bronze and silver): an asset's sources are read from them
 _SOURCE_OF_TABLE: dict[str, str] = {
-    **{f"{source}_raw": source for source in DAILY_SOURCES},
+    **{bronze: source for source, bronze in DAILY_SOURCES.items()},
     **{table.name: source for source, table in tables.SILVER_BY_SOURCE.items()},
 }
 

@@ -411,12 +411,15 @@ def partition_deadline_alert(
                     if status[key].get(day.isoformat()) != dg.AssetPartitionStatus.MATERIALIZED
                 }
                 if missing:
-                    files = len(landed.get(day, _landed_files(zone, source, day)))
+                    files = len(landed[day] if day in landed else _landed_files(zone, source, day))
                     _send(
                         context, webhook, _late_message(zone, source, day, deadline, missing, files)
                     )
                     sent.append(f"partition_late:{source}:{day.isoformat()}")
-        context.update_cursor(json.dumps(sorted(set(alerted) | set(sent))[-400:]))
+        # what was sent for days still inside the window (older ones are never looked at again)
+        oldest = (now - dt.timedelta(days=DEADLINE_LOOKBACK_DAYS + 3)).date().isoformat()
+        kept = {a for a in set(alerted) | set(sent) if a.rsplit(":", 1)[-1] >= oldest}
+        context.update_cursor(json.dumps(sorted(kept)))
         if not sent:
             return dg.SkipReason(
                 "every recent partition landed and was materialised by its deadline"
