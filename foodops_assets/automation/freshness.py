@@ -1,7 +1,8 @@
 """Freshness: every silver and gold asset is due by a deadline its data contract sets.
 
-A daily source's contract promises, in ``sla.freshness_minutes``, that the files of
-day D land by D+1 00:00 UTC plus that many minutes (orders: 120, so 02:00). The
+A daily source's contract promises, in its ``latency`` SLA (ODCS ``slaProperties``, read
+through the Contract API as ``freshness_minutes``), that the files of day D land by
+D+1 00:00 UTC plus that many minutes (orders: 120, so 02:00). The
 platform then has :data:`PROCESSING_MINUTES` to publish silver and gold: the
 partition for D is due by D+1 03:00 for orders. An asset is due when the last source
 it is built from is due (``orders_valid``, ``restaurant_daily_sales`` and
@@ -33,7 +34,7 @@ from ..contracts import Contract
 from ..lakehouse import tables
 from .sensors import DAILY_SOURCES
 
-# the contract's landing promise, in minutes after the day ends (UTC)
+# the contract's landing promise (ODCS latency), in minutes after the day ends (UTC)
 LANDING_SLA_KEY = "freshness_minutes"
 # what the platform allows itself after the landing deadline to publish silver and gold
 PROCESSING_MINUTES = 60
@@ -96,8 +97,8 @@ class Deadline:
 
     def describe(self) -> str:
         return (
-            f"day D of {self.source} is due by D+1 {self.time_of_day}: landed by "
-            f"{LANDING_SLA_KEY}={self.landing_minutes} min after the day ends (contract SLA), "
+            f"day D of {self.source} is due by D+1 {self.time_of_day}: landed within the "
+            f"contract's latency SLA ({self.landing_minutes} min after the day ends), "
             f"published {self.processing_minutes} min later"
         )
 

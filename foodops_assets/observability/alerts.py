@@ -20,7 +20,7 @@ from typing import Any
 
 import dagster as dg
 
-from ..automation.freshness import LANDING_SLA_KEY, Deadline
+from ..automation.freshness import Deadline
 from ..automation.sensors import default_status
 from ..lakehouse.landing import LandingError, LandingZone
 from ..settings import Settings
@@ -351,8 +351,8 @@ def partition_deadline_alert(
 ) -> dg.SensorDefinition:
     """What the asset-level freshness policy cannot say, per partition of the last days.
 
-    - the producer's deadline: no file of ``source`` landed for day D by D+1 00:00 +
-      ``sla.freshness_minutes`` (kind ``sla_breach``; a missing landing file is the
+    - the producer's deadline: no file of ``source`` landed for day D by D+1 00:00 + the
+      contract's ``latency`` SLA (kind ``sla_breach``; a missing landing file is the
       producer's lateness, and no asset changes when nothing lands);
     - the platform's deadline: partition D of a silver or gold asset not materialised by its
       deadline (kind ``partition_late``), with what the landing zone and the asset's
@@ -452,7 +452,8 @@ def _landing_message(zone, source: str, day: dt.date, deadline: Deadline) -> dic
         f"SLA breach: no {source} landed",
         error=(
             f"no {source} file landed in {zone.partition_dir(source, day)}/ by {due.isoformat()} "
-            f"(contract SLA {LANDING_SLA_KEY}={deadline.landing_minutes}): the producer is late"
+            f"(the contract's latency SLA: {deadline.landing_minutes} min after the day ends): "
+            "the producer is late"
         ),
         assets=[f"{source}_raw"],
         partition=day.isoformat(),

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import shutil
 
 import dagster as dg
 import pytest
+import yaml
 
 from foodops_assets.automation.freshness import Deadline
 from foodops_assets.contracts import CONTRACTS_DIR
@@ -38,7 +38,7 @@ def _cron(policy) -> tuple[str, float, str]:
 def test_silver_and_gold_are_due_by_their_contracts_deadline(lake):
     policies = _policies(build_definitions(lake.settings))
     for name, (cron, hours) in SILVER_AND_GOLD.items():
-        # orders land by 02:00 (sla.freshness_minutes: 120) + 60 min to publish: by 03:00 UTC,
+        # orders land by 02:00 (the latency SLA: 120 min) + 60 min to publish: by 03:00 UTC,
         # with a materialisation since the day ended (lower bound = the day's end)
         assert _cron(policies[name]) == (cron, hours, "UTC"), name
     # bronze is driven by the landing zone, the ML layer is not in the contracts' promise
@@ -55,15 +55,14 @@ def test_silver_and_gold_are_due_by_their_contracts_deadline(lake):
 
 
 def _set_landing_sla(contracts, source: str, minutes: int | None) -> None:
-    path = contracts / f"{source}.yaml"
-    text = path.read_text()
-    line = re.compile(r"^(\s*freshness_minutes:\s*)\d+.*$", re.M)
-    assert line.search(text), f"{path} has no sla.freshness_minutes"
-    if minutes is None:
-        text = line.sub("", text)
-    else:
-        text = line.sub(lambda m: f"{m.group(1)}{minutes}", text)
-    path.write_text(text)
+    """Set (or drop) the ``latency`` SLA of ``source``'s ODCS contract file."""
+    path = contracts / f"{source}.odcs.yaml"
+    doc = yaml.safe_load(path.read_text())
+    sla = [p for p in doc["slaProperties"] if p["property"] != "latency"]
+    if minutes is not None:
+        sla.append({"property": "latency", "value": minutes, "unit": "min"})
+    doc["slaProperties"] = sla
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
 def test_a_changed_sla_changes_the_policies(lake, tmp_path):

@@ -116,7 +116,7 @@ def test_the_daemon_flips_freshness_the_ui_shows_it_and_the_webhook_hears_it(lak
     assert failure["assets"] == [STALE]
     assert failure["freshness_state"] == "FAIL" and failure["deadline_cron"] == "0 3 * * *"
     assert f"last materialised {two_days_ago:%Y-%m-%d}" in failure["error"]
-    assert "by 03:00 UTC" in failure["error"] and "freshness_minutes=120" in failure["error"]
+    assert "by 03:00 UTC" in failure["error"] and "latency SLA (120 min" in failure["error"]
     assert failure["asset_url"].endswith(f"/assets/{STALE}")
     assert recovered["assets"] == [STALE] and recovered["previous_state"] == "FAIL"
     kinds = [m["foodops"]["kind"] for m in received]
