@@ -3,7 +3,7 @@
     .venv/bin/python bench/bare_spark.py --landing DIR --lake DIR --date YYYY-MM-DD
 
 Same transforms (``foodops_assets.transforms``), same contracts, same Delta writes
-(``lakehouse.spark_delta``: one predicate-overwrite commit per table) as the assets, for
+(``lakehouse.writers.arrow``: one predicate-overwrite commit per table) as the assets, for
 one partition, in one process with one local[2] session and the same Spark settings —
 but no Dagster, no checks, no metadata, no read-back of what was written. Prints
 ``bare_spark_seconds: S`` (session start included, as it is in a Dagster run).
@@ -23,7 +23,6 @@ from foodops_assets.contracts.model import load_contract
 from foodops_assets.lakehouse.delta import DeltaStore
 from foodops_assets.lakehouse.landing import LandingZone, read_whole_files
 from foodops_assets.lakehouse.spark import LOCAL_SPARK_CONF
-from foodops_assets.lakehouse.spark_delta import read_delta, write_partitions, write_table
 from foodops_assets.lakehouse.tables import (
     CITY_HOURLY_DEMAND,
     DEAD_LETTER_QUEUE,
@@ -37,6 +36,7 @@ from foodops_assets.lakehouse.tables import (
     USER_FEATURES,
     _daily,
 )
+from foodops_assets.lakehouse.writers import arrow
 from foodops_assets.settings import DEFAULT_SPARK_DRIVER_MEMORY
 from foodops_assets.transforms import features, gold
 from foodops_assets.transforms.bronze import parse_records, partition_date_from_path, split_lines
@@ -66,7 +66,7 @@ def run(
 ) -> float:
     start = time.perf_counter()
     spark = _session(driver_memory)
-    store = DeltaStore(lake_root)
+    writer = arrow.Writer(DeltaStore(lake_root))
     landing = LandingZone(landing_root)
     contracts = {
         n: load_contract(n) for n in ("orders", "deliveries", "reviews", "restaurants", "dishes")
@@ -78,7 +78,7 @@ def run(
     for ref, name in ((RESTAURANTS, "restaurants"), (DISHES, "dishes")):
         snap = landing.newest_snapshot(name)
         df = parse_records(split_lines(read_whole_files(spark, [snap.path])), contracts[name])
-        write_table(df, store, ref)
+        writer.write_table(df, ref)
 
     for source in ("orders", "deliveries", "reviews"):
         contract = contracts[source]
@@ -89,66 +89,57 @@ def run(
             partition_date_from_path("source_file"),
         )
         bronze_table = _daily("bronze", f"{source}_raw")
-        write_partitions(bronze, store, bronze_table, where)
-        bronze = read_delta(spark, store, bronze_table, where)
+        writer.write_partitions(bronze, bronze_table, where)
+        bronze = writer.read(spark, bronze_table, where)
         lookups = {}
         for r in contract.references:
-            lookups[r.source] = read_delta(
-                spark,
-                store,
-                SILVER_BY_SOURCE[r.source],
-                {"partition_date": _days(day, r.lookback_days)},
+            lookups[r.source] = writer.read(
+                spark, SILVER_BY_SOURCE[r.source], {"partition_date": _days(day, r.lookback_days)}
             ).select(*lookup_columns(contract, r.source))
         if lookups:
             bronze = attach_references(bronze, contract, lookups)
         validated = validate(bronze, contract, window_start, window_end)
         classified = validated.classified.cache()
-        write_partitions(
-            validated.rejected,
-            store,
-            DEAD_LETTER_QUEUE,
-            {"partition_date": [day], "source": [source]},
+        writer.write_partitions(
+            validated.rejected, DEAD_LETTER_QUEUE, {"partition_date": [day], "source": [source]}
         )
-        write_partitions(validated.valid, store, SILVER_BY_SOURCE[source], where)
+        writer.write_partitions(validated.valid, SILVER_BY_SOURCE[source], where)
         classified.unpersist()
 
-    restaurants = read_delta(spark, store, RESTAURANTS).where(F.col("restaurant_id").isNotNull())
-    orders = read_delta(spark, store, SILVER_BY_SOURCE["orders"], where).cache()
-    write_partitions(
-        gold.restaurant_daily_sales(orders, restaurants), store, RESTAURANT_DAILY_SALES, where
+    restaurants = writer.read(spark, RESTAURANTS).where(F.col("restaurant_id").isNotNull())
+    orders = writer.read(spark, SILVER_BY_SOURCE["orders"], where).cache()
+    writer.write_partitions(
+        gold.restaurant_daily_sales(orders, restaurants), RESTAURANT_DAILY_SALES, where
     )
-    write_partitions(gold.city_hourly_demand(orders), store, CITY_HOURLY_DEMAND, where)
+    writer.write_partitions(gold.city_hourly_demand(orders), CITY_HOURLY_DEMAND, where)
     orders.unpersist()
-    deliveries = read_delta(spark, store, SILVER_BY_SOURCE["deliveries"], where)
+    deliveries = writer.read(spark, SILVER_BY_SOURCE["deliveries"], where)
     sla = float(contracts["deliveries"].sla_value("on_time_minutes", 45))
-    write_partitions(
-        gold.delivery_performance_daily(deliveries, sla), store, DELIVERY_PERFORMANCE_DAILY, where
+    writer.write_partitions(
+        gold.delivery_performance_daily(deliveries, sla), DELIVERY_PERFORMANCE_DAILY, where
     )
     rating_days = _days(day, gold.ROLLING_WINDOW_DAYS - 1)
-    reviews = read_delta(spark, store, SILVER_BY_SOURCE["reviews"], {"partition_date": rating_days})
-    write_partitions(
+    reviews = writer.read(spark, SILVER_BY_SOURCE["reviews"], {"partition_date": rating_days})
+    writer.write_partitions(
         gold.restaurant_ratings_daily(reviews, [day], restaurants, gold.ROLLING_WINDOW_DAYS),
-        store,
         RESTAURANT_RATINGS_DAILY,
         where,
     )
 
     w = FEATURE_WINDOW_DAYS
-    dishes = read_delta(spark, store, DISHES)
-    orders_w = read_delta(
-        spark, store, SILVER_BY_SOURCE["orders"], {"partition_date": _days(day, w - 1)}
+    dishes = writer.read(spark, DISHES)
+    orders_w = writer.read(spark, SILVER_BY_SOURCE["orders"], {"partition_date": _days(day, w - 1)})
+    reviews_w = writer.read(
+        spark, SILVER_BY_SOURCE["reviews"], {"partition_date": _days(day, w - 1)}
     )
-    reviews_w = read_delta(
-        spark, store, SILVER_BY_SOURCE["reviews"], {"partition_date": _days(day, w - 1)}
+    writer.write_partitions(
+        features.user_features(orders_w, reviews_w, dishes, [day], w), USER_FEATURES, where
     )
-    write_partitions(
-        features.user_features(orders_w, reviews_w, dishes, [day], w), store, USER_FEATURES, where
+    orders_2w = writer.read(
+        spark, SILVER_BY_SOURCE["orders"], {"partition_date": _days(day, 2 * w - 1)}
     )
-    orders_2w = read_delta(
-        spark, store, SILVER_BY_SOURCE["orders"], {"partition_date": _days(day, 2 * w - 1)}
-    )
-    write_partitions(
-        features.dish_features(orders_2w, reviews_w, [day], w), store, DISH_FEATURES, where
+    writer.write_partitions(
+        features.dish_features(orders_2w, reviews_w, [day], w), DISH_FEATURES, where
     )
     elapsed = time.perf_counter() - start
     spark.stop()

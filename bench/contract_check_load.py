@@ -32,12 +32,14 @@ from foodops_assets.checks.contract_changes import (  # noqa: E402
 from foodops_assets.contracts import contract_files, load_contract  # noqa: E402
 from foodops_assets.definitions import build_definitions  # noqa: E402
 from foodops_assets.lakehouse.delta import DeltaStore  # noqa: E402
+from foodops_assets.lakehouse.writers import writer  # noqa: E402
 from foodops_assets.settings import Settings  # noqa: E402
 
 
 def _lake(root: Path, commits: int) -> None:
     store = DeltaStore(str(root))
     start = dt.date(2025, 1, 1)
+    arrow = writer("arrow", store)
     for name in contract_files():
         contract = load_contract(name)
         meta = {COMMIT_PRIMARY_KEY: ",".join(contract.primary_key)}
@@ -53,11 +55,11 @@ def _lake(root: Path, commits: int) -> None:
                     }
                 )
                 if table.is_partitioned:
-                    store.replace_partitions(
+                    arrow.write_partitions(
                         row, table, {"partition_date": [day]}, commit_metadata=meta
                     )
                 else:
-                    store.replace_table(row, table, commit_metadata=meta)
+                    arrow.write_table(row, table, commit_metadata=meta)
 
 
 def _median(fn, repeat: int) -> float:

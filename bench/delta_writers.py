@@ -7,7 +7,7 @@
 
 Both writers replace the same daily partition of a silver-orders-shaped table
 (14 columns) with the same cached DataFrame, through the project's own code
-(``lakehouse.spark_delta.write_partitions``):
+(``lakehouse.writers``, one module per backend):
 
 - arrow: ``df.toArrow()`` brings the rows to this (the Dagster) process, delta-rs writes;
 - spark_files: the executors write the Parquet files, delta-rs commits them.
@@ -33,8 +33,8 @@ sys.path.insert(0, str(REPO))
 
 from deltalake import DeltaTable  # noqa: E402
 
+from foodops_assets.lakehouse import writers  # noqa: E402
 from foodops_assets.lakehouse.delta import DeltaStore  # noqa: E402
-from foodops_assets.lakehouse.spark_delta import write_partitions  # noqa: E402
 from foodops_assets.lakehouse.tables import TableRef  # noqa: E402
 
 DAY = dt.date(2026, 11, 20)
@@ -82,7 +82,9 @@ def run(spark, sizes: list[int], repeat: int, where: str) -> None:
         stores = {w: DeltaStore(f"{tmp}/{w}") for w in ("spark_files", "arrow")}
         warm = orders(spark, 1000)
         for writer, store in stores.items():  # JIT, first-job and first-commit costs
-            write_partitions(warm, store, table(0), {"partition_date": [DAY]}, writer=writer)
+            writers.writer(writer, store).write_partitions(
+                warm, table(0), {"partition_date": [DAY]}
+            )
         results: dict[tuple[int, str], list[float]] = {}
         rss: dict[str, float] = {}
         # spark_files first: this process's peak memory then shows what arrow adds
@@ -92,8 +94,8 @@ def run(spark, sizes: list[int], repeat: int, where: str) -> None:
                 df.count()
                 for _ in range(repeat):
                     started = time.perf_counter()
-                    result = write_partitions(
-                        df, stores[writer], table(n), {"partition_date": [DAY]}, writer=writer
+                    result = writers.writer(writer, stores[writer]).write_partitions(
+                        df, table(n), {"partition_date": [DAY]}
                     )
                     results.setdefault((n, writer), []).append(time.perf_counter() - started)
                     assert result.rows_written == n, (writer, result.rows_written)

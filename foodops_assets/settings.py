@@ -79,7 +79,7 @@ class Settings:
     accept_breaking_contract_changes: tuple[str, ...] = ()
     # in_process: one process (one Spark session) per run; multiprocess: one per step
     executor: str = "in_process"
-    # how partition writes reach Delta (see lakehouse/spark_files.py, lakehouse/delta_spark.py)
+    # how partition writes reach Delta: a module of lakehouse/writers/ by that name
     delta_writer: str = "auto"
     # where the heavy assets run (see foodops_assets/databricks/)
     execution: str = "local"

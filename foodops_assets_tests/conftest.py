@@ -11,11 +11,15 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from pyspark.sql import DataFrame, SparkSession
 
 from foodops_assets.definitions import build_definitions
+from foodops_assets.lakehouse import writers
 from foodops_assets.lakehouse.delta import DeltaStore
 from foodops_assets.lakehouse.resource import LakehouseResource
 from foodops_assets.lakehouse.spark import SparkResource
+from foodops_assets.lakehouse.tables import TableRef
+from foodops_assets.lakehouse.writers.base import DeltaWriter
 from foodops_assets.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -49,17 +53,39 @@ def connect_cluster(tmp_path_factory):
 
 @dataclass
 class Lake:
+    """A landing zone and the Delta tables under one temporary root, with its resources."""
+
     root: Path
     landing: Path
     lake: Path
     settings: Settings
 
+    @classmethod
+    def under(cls, root: Path, *, landing: Path | None = None, lake: str = "lake") -> Lake:
+        """The lake at ``root/<lake>``, fed by ``landing`` (``root/landing`` unless another
+        lake's landing zone is shared)."""
+        landing = landing or root / "landing"
+        root.mkdir(parents=True, exist_ok=True)
+        landing.mkdir(parents=True, exist_ok=True)
+        lake_dir = root / lake
+        return cls(root, landing, lake_dir, Settings(str(landing), str(lake_dir)))
+
     @property
     def store(self) -> DeltaStore:
         return DeltaStore(str(self.lake))
 
-    def resource(self) -> LakehouseResource:
-        return LakehouseResource(landing_root=str(self.landing), lake_root=str(self.lake))
+    def resource(self, delta_writer: str = "auto") -> LakehouseResource:
+        return LakehouseResource(
+            landing_root=str(self.landing), lake_root=str(self.lake), delta_writer=delta_writer
+        )
+
+    def writer(self, name: str = "arrow", spark: SparkSession | None = None) -> DeltaWriter:
+        """The Delta backend ``name`` (a FOODOPS_DELTA_WRITER value) writing this lake."""
+        return writers.writer(name, self.store, spark)
+
+    def read(self, spark: SparkSession, table: TableRef, where=None) -> DataFrame:
+        """A table of this lake as the assets read it."""
+        return self.resource().read(spark, table, where)
 
     def land(
         self, source: str, day: dt.date | None, name: str, lines: Iterable[str | dict]
@@ -82,14 +108,7 @@ class Lake:
 
 @pytest.fixture
 def lake(tmp_path) -> Lake:
-    landing, lake_dir = tmp_path / "landing", tmp_path / "lake"
-    landing.mkdir()
-    return Lake(
-        root=tmp_path,
-        landing=landing,
-        lake=lake_dir,
-        settings=Settings(landing_root=str(landing), lake_root=str(lake_dir)),
-    )
+    return Lake.under(tmp_path)
 
 
 @pytest.fixture

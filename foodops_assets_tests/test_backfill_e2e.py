@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import shutil
 import subprocess
@@ -47,12 +46,7 @@ def test_a_three_day_partition_range_is_one_run_equal_to_three_single_day_runs(
     assert materialize(lake, spark_resource, ["restaurants", "dishes"]).success
 
     # the day-by-day lake: same landing zone, same reference tables, its own Delta tables
-    singles = Lake(
-        root=lake.root,
-        landing=lake.landing,
-        lake=lake.root / "lake-singles",
-        settings=dataclasses.replace(lake.settings, lake_root=str(lake.root / "lake-singles")),
-    )
+    singles = Lake.under(lake.root, landing=lake.landing, lake="lake-singles")
     for ref in ("bronze/restaurants", "bronze/dishes"):
         shutil.copytree(lake.lake / ref, singles.lake / ref)
     for day in DAYS:

@@ -74,6 +74,14 @@ def run_window(context: dg.AssetExecutionContext) -> tuple[dt.datetime, dt.datet
     return window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC)
 
 
+def trailing_days(days: int) -> dg.TimeWindowPartitionMapping:
+    """Day D of an asset reads days D-(days-1)..D of the upstream (a partition mapping, so
+    Dagster shows and automates the dependency; missing upstream days are allowed)."""
+    return dg.TimeWindowPartitionMapping(
+        start_offset=-(days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
+    )
+
+
 def partition_label(days: Sequence[dt.date]) -> str:
     if not days:
         return "-"

@@ -1,20 +1,15 @@
 """Gold: analytics tables computed from silver, reconciled before they publish."""
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import dagster as dg
 from pydantic import Field
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from ..checks import names, quality
 from ..contracts import Contract
-from ..lakehouse.delta import TableNotMaterialized
-from ..lakehouse.resource import LakehouseResource
-from ..lakehouse.spark import SparkResource
 from ..lakehouse.tables import (
     CITY_HOURLY_DEMAND,
     DELIVERIES_VALID,
@@ -27,19 +22,8 @@ from ..lakehouse.tables import (
     TableRef,
 )
 from ..transforms import gold
-from .common import (
-    KINDS,
-    NO_RETRIES,
-    PLATFORM_OWNER,
-    StepRetries,
-    column_lineage,
-    commit_metadata,
-    partition_label,
-    run_days,
-    table_schema,
-    window_days,
-    write_metadata,
-)
+from .common import NO_RETRIES, StepRetries, partition_label, trailing_days
+from .step import Audited, Columns, DerivedTable, Step, derived_asset
 
 RESTAURANT_DAILY_SALES_DESCRIPTIONS = {
     "partition_date": "Day of the orders (partition key).",
@@ -69,103 +53,52 @@ CITY_HOURLY_DEMAND_DESCRIPTIONS = {
 def _orders_gold_asset(
     table: TableRef,
     description: str,
-    descriptions: Mapping[str, str],
-    lineage: Mapping[str, Mapping[str, Sequence[str]]],
+    columns: Columns,
     revenue_column: str,
-    compute: Callable[[DataFrame, LakehouseResource, object], DataFrame],
-    schema: T.StructType,
+    transform: Callable[[DataFrame, Step], DataFrame],
     partitions_def: dg.PartitionsDefinition,
     extra_deps: Sequence[str] = (),
     retries: StepRetries = NO_RETRIES,
 ) -> dg.AssetsDefinition:
     """A daily gold table over orders_valid whose revenue must reconcile with silver."""
 
-    @dg.asset(
-        name=table.name,
-        group_name="gold",
-        description=description,
-        owners=[PLATFORM_OWNER],
-        kinds=KINDS,
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=[ORDERS_VALID.name, *extra_deps],
-        check_specs=[
-            dg.AssetCheckSpec(
-                names.REVENUE_RECONCILES,
-                asset=table.name,
-                blocking=True,
-                description="Revenue equals orders_valid revenue (quantity * price of placed orders) to the cent, per partition.",
-            )
-        ],
-        metadata={"dagster/column_schema": table_schema(schema, descriptions)},
-        tags={"layer": "gold"},
-        retry_policy=retries.policy,
-    )
-    @retries.wrap
-    def _gold(
-        context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
-    ):
-        days = run_days(context)
-        where = {"partition_date": days}
-        session = spark.spark_session
+    def compute(step: Step) -> Audited:
         # silver is not cached: each pass (the gold rows, silver's revenue) reads only the
         # few Parquet columns it needs, cheaper than caching every column of the partition
-        orders = lakehouse.read(session, ORDERS_VALID, where)
-        result = compute(orders, lakehouse, session).persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            silver_rev = _by_day(
-                gold.revenue_by_day(orders.withColumn("_rev", gold.order_revenue()), "_rev")
-            )
-            gold_rev = _by_day(gold.revenue_by_day(result, revenue_column))
-            check = quality.revenue_reconciles(gold_rev, silver_rev)
-            if not check.passed:
-                yield check
-                raise dg.Failure(
-                    description=(
-                        f"Circuit breaker tripped for {table.name} {partition_label(days)}: "
-                        f"{check.description}. Nothing was written."
-                    ),
-                    allow_retries=False,
-                )
-            write = lakehouse.write_partitions(
-                result,
-                table,
-                where,
-                description=description,
-                commit_metadata=commit_metadata(context, table.name, days),
-            )
-            yield dg.MaterializeResult(
-                metadata={
-                    **write_metadata(write, result.schema, descriptions),
-                    "dagster/column_lineage": column_lineage(lineage),
-                    "revenue": float(sum(gold_rev.values())),
-                },
-                check_results=[check],
-            )
-        finally:
-            result.unpersist()
+        orders = step.read(ORDERS_VALID, step.days)
+        result = step.cache(transform(orders, step))
+        silver_rev = _by_day(
+            gold.revenue_by_day(orders.withColumn("_rev", gold.order_revenue()), "_rev")
+        )
+        gold_rev = _by_day(gold.revenue_by_day(result, revenue_column))
+        check = quality.revenue_reconciles(gold_rev, silver_rev)
+        return Audited(result, [check], {"revenue": float(sum(gold_rev.values()))})
 
-    return _gold
+    spec = DerivedTable(
+        table=table,
+        group="gold",
+        description=description,
+        columns=columns,
+        deps=[ORDERS_VALID.name, *extra_deps],
+        checks={
+            names.REVENUE_RECONCILES: "Revenue equals orders_valid revenue (quantity * price of placed orders) to the cent, per partition."
+        },
+    )
+    return derived_asset(spec, partitions_def, compute, retries=retries)
 
 
 def _by_day(df: DataFrame) -> dict:
     return {r["partition_date"]: r["revenue"] for r in df.collect()}
 
 
-def _restaurant_daily_sales(orders: DataFrame, lakehouse: LakehouseResource, session) -> DataFrame:
-    try:
-        restaurants = lakehouse.read(session, RESTAURANTS)
-    except TableNotMaterialized:
-        raise dg.Failure(
-            "restaurants has not been materialized: materialize restaurants first",
-            allow_retries=False,
-        ) from None
+def _restaurant_daily_sales(orders: DataFrame, step: Step) -> DataFrame:
+    restaurants = step.read(RESTAURANTS)
     return gold.restaurant_daily_sales(
         orders, restaurants.where(F.col("restaurant_id").isNotNull())
     )
 
 
-def _city_hourly_demand(orders: DataFrame, lakehouse: LakehouseResource, session) -> DataFrame:
+def _city_hourly_demand(orders: DataFrame, step: Step) -> DataFrame:
     return gold.city_hourly_demand(orders)
 
 
@@ -175,11 +108,13 @@ def restaurant_daily_sales_asset(
     return _orders_gold_asset(
         RESTAURANT_DAILY_SALES,
         "Sales per restaurant and day: orders, cancellations, items, revenue, customers.",
-        RESTAURANT_DAILY_SALES_DESCRIPTIONS,
-        gold.RESTAURANT_DAILY_SALES_LINEAGE,
+        Columns(
+            gold.RESTAURANT_DAILY_SALES_SCHEMA,
+            RESTAURANT_DAILY_SALES_DESCRIPTIONS,
+            gold.RESTAURANT_DAILY_SALES_LINEAGE,
+        ),
         "gross_revenue",
         _restaurant_daily_sales,
-        gold.RESTAURANT_DAILY_SALES_SCHEMA,
         partitions_def,
         extra_deps=[RESTAURANTS.name],
         retries=retries,
@@ -192,11 +127,13 @@ def city_hourly_demand_asset(
     return _orders_gold_asset(
         CITY_HOURLY_DEMAND,
         "Orders and revenue per city and hour: where and when demand is.",
-        CITY_HOURLY_DEMAND_DESCRIPTIONS,
-        gold.CITY_HOURLY_DEMAND_LINEAGE,
+        Columns(
+            gold.CITY_HOURLY_DEMAND_SCHEMA,
+            CITY_HOURLY_DEMAND_DESCRIPTIONS,
+            gold.CITY_HOURLY_DEMAND_LINEAGE,
+        ),
         "revenue",
         _city_hourly_demand,
-        gold.CITY_HOURLY_DEMAND_SCHEMA,
         partitions_def,
         retries=retries,
     )
@@ -243,193 +180,110 @@ class DeliveryPerformanceConfig(dg.Config):
     )
 
 
-def _audit_then_publish(
-    context: dg.AssetExecutionContext,
-    lakehouse: LakehouseResource,
-    table: TableRef,
-    result: DataFrame,
-    days,
-    checks: list[dg.AssetCheckResult],
-    description: str,
-    descriptions: Mapping[str, str],
-    lineage: Mapping[str, Mapping[str, Sequence[str]]],
-    extra_metadata: Mapping[str, object],
-):
-    """Yield the failed checks and raise when a blocking check fails (nothing is
-    written); otherwise write the partitions and report them with the checks."""
-    failed = [c for c in checks if not c.passed]
-    if failed:
-        yield from checks
-        raise dg.Failure(
-            description=(
-                f"Circuit breaker tripped for {table.name} {partition_label(days)}: "
-                + "; ".join(f"{c.check_name}: {c.description}" for c in failed)
-                + ". Nothing was written."
-            ),
-            metadata={"failed_checks": ", ".join(c.check_name or "" for c in failed)},
-            allow_retries=False,
-        )
-    write = lakehouse.write_partitions(
-        result,
-        table,
-        {"partition_date": days},
-        description=description,
-        commit_metadata=commit_metadata(context, table.name, days),
-    )
-    yield dg.MaterializeResult(
-        metadata={
-            **write_metadata(write, result.schema, descriptions),
-            "dagster/column_lineage": column_lineage(lineage),
-            **extra_metadata,
-        },
-        check_results=checks,
-    )
-
-
 def delivery_performance_daily_asset(
     partitions_def: dg.PartitionsDefinition,
     deliveries: Contract,
     retries: StepRetries = NO_RETRIES,
 ) -> dg.AssetsDefinition:
     default_sla = float(deliveries.sla_value("on_time_minutes", 45))
-    table = DELIVERY_PERFORMANCE_DAILY
-    description = (
-        "Delivery performance per city and day: deliveries by outcome, minutes from "
-        "assignment to delivery (avg, p50, p90), on-time rate against the delivery promise, "
-        "cancellation rate."
-    )
 
-    @dg.asset(
-        name=table.name,
-        group_name="gold",
-        description=description,
-        owners=[PLATFORM_OWNER],
-        kinds=KINDS,
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=[DELIVERIES_VALID.name],
-        check_specs=[
-            dg.AssetCheckSpec(
-                names.DELIVERIES_RECONCILE,
-                asset=table.name,
-                blocking=True,
-                description="Deliveries (all, and delivered) per partition equal deliveries_valid's.",
-            ),
-            dg.AssetCheckSpec(
-                names.DELIVERY_METRICS_SANE,
-                asset=table.name,
-                blocking=True,
-                description=(
-                    "Timings non-negative and ordered (p50 <= p90 <= max, avg <= max), outcomes "
-                    "add up to deliveries, rates within 0..1."
-                ),
-            ),
-        ],
-        metadata={
-            "dagster/column_schema": table_schema(
-                gold.DELIVERY_PERFORMANCE_DAILY_SCHEMA, DELIVERY_PERFORMANCE_DAILY_DESCRIPTIONS
-            ),
-            "on_time_sla_minutes_default": default_sla,
-        },
-        tags={"layer": "gold"},
-        retry_policy=retries.policy,
-    )
-    @retries.wrap
-    def _delivery_performance(
-        context: dg.AssetExecutionContext,
-        config: DeliveryPerformanceConfig,
-        spark: SparkResource,
-        lakehouse: LakehouseResource,
-    ):
+    def compute(step: Step) -> Audited:
+        config = step.config
         sla = config.on_time_sla_minutes if config.on_time_sla_minutes is not None else default_sla
         if not sla > 0:
             raise dg.Failure(
                 f"on_time_sla_minutes={sla!r} must be a positive number of minutes",
                 allow_retries=False,
             )
-        days = run_days(context)
-        session = spark.spark_session
-        deliveries_df = lakehouse.read(session, DELIVERIES_VALID, {"partition_date": days})
         # silver is not cached (each pass reads the few Parquet columns it needs)
-        result = gold.delivery_performance_daily(deliveries_df, sla).persist(
-            StorageLevel.MEMORY_AND_DISK
-        )
-        try:
-            silver_counts = {
-                r["partition_date"]: {"deliveries": r["deliveries"], "delivered": r["delivered"]}
-                for r in deliveries_df.groupBy("partition_date")
-                .agg(
-                    F.count(F.lit(1)).alias("deliveries"),
-                    F.sum((F.col("status") == "delivered").cast("long")).alias("delivered"),
-                )
-                .collect()
-            }
-            gold_counts = {
-                r["partition_date"]: {"deliveries": r["deliveries"], "delivered": r["delivered"]}
-                for r in result.groupBy("partition_date")
-                .agg(F.sum("deliveries").alias("deliveries"), F.sum("delivered").alias("delivered"))
-                .collect()
-            }
-            c = F.col
-            none_delivered = c("delivered") == 0
-            checks = [
-                quality.counts_reconcile(
-                    names.DELIVERIES_RECONCILE,
-                    "deliveries per partition",
-                    gold_counts,
-                    silver_counts,
-                ),
-                quality.rows_sane(
-                    names.DELIVERY_METRICS_SANE,
-                    "delivery metrics",
-                    result,
-                    {
-                        "outcomes_add_up": c("deliveries")
-                        == c("delivered") + c("cancelled") + c("failed"),
-                        "timings_non_negative": none_delivered
-                        | (
-                            (c("avg_delivery_minutes") >= 0)
-                            & (c("p50_delivery_minutes") >= 0)
-                            & (c("p90_delivery_minutes") >= 0)
-                        ),
-                        "percentiles_ordered": none_delivered
-                        | (
-                            (c("p50_delivery_minutes") <= c("p90_delivery_minutes"))
-                            & (c("p90_delivery_minutes") <= c("max_delivery_minutes"))
-                            & (c("avg_delivery_minutes") <= c("max_delivery_minutes"))
-                        ),
-                        "timings_only_for_delivered": (c("delivered") > 0)
-                        | c("avg_delivery_minutes").isNull(),
-                        "rates_within_0_1": F.coalesce(
-                            c("on_time_rate").between(0, 1), none_delivered
-                        )
-                        & c("cancellation_rate").between(0, 1),
-                        "on_time_within_delivered": c("on_time_deliveries") <= c("delivered"),
-                    },
-                    ["partition_date", "city"],
-                ),
-            ]
-            yield from _audit_then_publish(
-                context,
-                lakehouse,
-                table,
-                result,
-                days,
-                checks,
-                description,
-                DELIVERY_PERFORMANCE_DAILY_DESCRIPTIONS,
-                gold.DELIVERY_PERFORMANCE_DAILY_LINEAGE,
-                {
-                    "on_time_sla_minutes": float(sla),
-                    # one number per run for the UI's plot (the table has p90 per city)
-                    "p90_delivery_minutes": _overall_p90_minutes(deliveries_df),
-                    "deliveries": int(sum(v["deliveries"] for v in silver_counts.values())),
-                },
+        deliveries_df = step.read(DELIVERIES_VALID, step.days)
+        result = step.cache(gold.delivery_performance_daily(deliveries_df, sla))
+        silver_counts = {
+            r["partition_date"]: {"deliveries": r["deliveries"], "delivered": r["delivered"]}
+            for r in deliveries_df.groupBy("partition_date")
+            .agg(
+                F.count(F.lit(1)).alias("deliveries"),
+                F.sum((F.col("status") == "delivered").cast("long")).alias("delivered"),
             )
-        finally:
-            result.unpersist()
+            .collect()
+        }
+        gold_counts = {
+            r["partition_date"]: {"deliveries": r["deliveries"], "delivered": r["delivered"]}
+            for r in result.groupBy("partition_date")
+            .agg(F.sum("deliveries").alias("deliveries"), F.sum("delivered").alias("delivered"))
+            .collect()
+        }
+        checks = [
+            quality.counts_reconcile(
+                names.DELIVERIES_RECONCILE, "deliveries per partition", gold_counts, silver_counts
+            ),
+            quality.rows_sane(
+                names.DELIVERY_METRICS_SANE,
+                "delivery metrics",
+                result,
+                _delivery_rules(),
+                ["partition_date", "city"],
+            ),
+        ]
+        return Audited(
+            result,
+            checks,
+            {
+                "on_time_sla_minutes": float(sla),
+                # one number per run for the UI's plot (the table has p90 per city)
+                "p90_delivery_minutes": _overall_p90_minutes(deliveries_df),
+                "deliveries": int(sum(v["deliveries"] for v in silver_counts.values())),
+            },
+        )
 
-    return _delivery_performance
+    spec = DerivedTable(
+        table=DELIVERY_PERFORMANCE_DAILY,
+        group="gold",
+        description=(
+            "Delivery performance per city and day: deliveries by outcome, minutes from "
+            "assignment to delivery (avg, p50, p90), on-time rate against the delivery "
+            "promise, cancellation rate."
+        ),
+        columns=Columns(
+            gold.DELIVERY_PERFORMANCE_DAILY_SCHEMA,
+            DELIVERY_PERFORMANCE_DAILY_DESCRIPTIONS,
+            gold.DELIVERY_PERFORMANCE_DAILY_LINEAGE,
+        ),
+        deps=[DELIVERIES_VALID.name],
+        checks={
+            names.DELIVERIES_RECONCILE: "Deliveries (all, and delivered) per partition equal deliveries_valid's.",
+            names.DELIVERY_METRICS_SANE: (
+                "Timings non-negative and ordered (p50 <= p90 <= max, avg <= max), outcomes "
+                "add up to deliveries, rates within 0..1."
+            ),
+        },
+        metadata={"on_time_sla_minutes_default": default_sla},
+    )
+    return derived_asset(spec, partitions_def, compute, DeliveryPerformanceConfig, retries)
+
+
+def _delivery_rules() -> dict:
+    c = F.col
+    none_delivered = c("delivered") == 0
+    return {
+        "outcomes_add_up": c("deliveries") == c("delivered") + c("cancelled") + c("failed"),
+        "timings_non_negative": none_delivered
+        | (
+            (c("avg_delivery_minutes") >= 0)
+            & (c("p50_delivery_minutes") >= 0)
+            & (c("p90_delivery_minutes") >= 0)
+        ),
+        "percentiles_ordered": none_delivered
+        | (
+            (c("p50_delivery_minutes") <= c("p90_delivery_minutes"))
+            & (c("p90_delivery_minutes") <= c("max_delivery_minutes"))
+            & (c("avg_delivery_minutes") <= c("max_delivery_minutes"))
+        ),
+        "timings_only_for_delivered": (c("delivered") > 0) | c("avg_delivery_minutes").isNull(),
+        "rates_within_0_1": F.coalesce(c("on_time_rate").between(0, 1), none_delivered)
+        & c("cancellation_rate").between(0, 1),
+        "on_time_within_delivered": c("on_time_deliveries") <= c("delivered"),
+    }
 
 
 def _overall_p90_minutes(deliveries: DataFrame) -> float:
@@ -446,161 +300,107 @@ def _overall_p90_minutes(deliveries: DataFrame) -> float:
 def restaurant_ratings_daily_asset(
     partitions_def: dg.PartitionsDefinition, retries: StepRetries = NO_RETRIES
 ) -> dg.AssetsDefinition:
-    table = RESTAURANT_RATINGS_DAILY
     window = gold.ROLLING_WINDOW_DAYS
-    description = (
-        "Ratings per restaurant and day: the day's reviews and average rating, and the "
-        f"rolling {window}-day average over the trailing partitions of reviews_valid."
-    )
 
-    @dg.asset(
-        name=table.name,
-        group_name="gold",
-        description=description,
-        owners=[PLATFORM_OWNER],
-        kinds=KINDS,
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+    def compute(step: Step) -> Audited:
+        days = step.days
+        read_days = step.input_days(REVIEWS_VALID)
+        restaurants = step.read(RESTAURANTS)
+        # silver is not cached (each pass reads the few Parquet columns it needs)
+        reviews = step.read(REVIEWS_VALID, read_days)
+        result = step.cache(
+            gold.restaurant_ratings_daily(
+                reviews, days, restaurants.where(F.col("restaurant_id").isNotNull()), window
+            )
+        )
+        per_day = {
+            r["partition_date"]: r["n"]
+            for r in reviews.groupBy("partition_date").agg(F.count(F.lit(1)).alias("n")).collect()
+        }
+        silver_counts = {
+            d: {
+                "reviews": per_day.get(d, 0),
+                "rolling_30d_reviews": sum(
+                    per_day.get(d - dt.timedelta(days=k), 0) for k in range(window)
+                ),
+            }
+            for d in days
+        }
+        gold_counts = {
+            r["partition_date"]: {
+                "reviews": r["reviews"],
+                "rolling_30d_reviews": r["rolling_30d_reviews"],
+            }
+            for r in result.groupBy("partition_date")
+            .agg(
+                F.sum("reviews").alias("reviews"),
+                F.sum("rolling_30d_reviews").alias("rolling_30d_reviews"),
+            )
+            .collect()
+        }
+        c = F.col
+        checks = [
+            quality.counts_reconcile(
+                names.REVIEWS_RECONCILE,
+                "reviews per partition and per rolling window",
+                gold_counts,
+                silver_counts,
+            ),
+            quality.rows_sane(
+                names.RATINGS_SANE,
+                "restaurant ratings",
+                result,
+                {
+                    "avg_rating_within_1_5": F.when(
+                        c("reviews") > 0, c("avg_rating").between(1, 5)
+                    ).otherwise(c("avg_rating").isNull()),
+                    "rolling_avg_within_1_5": c("rolling_30d_avg_rating").between(1, 5),
+                    "window_holds_the_day": (c("rolling_30d_reviews") >= c("reviews"))
+                    & (c("rolling_30d_reviews") > 0)
+                    & (c("reviews") >= 0),
+                },
+                ["partition_date", "restaurant_id"],
+            ),
+        ]
+        without = [d.isoformat() for d in read_days if d not in per_day]
+        return Audited(
+            result,
+            checks,
+            {
+                "rolling_window_partitions_read": partition_label(read_days),
+                "rolling_window_partitions_without_reviews": len(without),
+                "reviews_read": int(sum(per_day.values())),
+            },
+        )
+
+    spec = DerivedTable(
+        table=RESTAURANT_RATINGS_DAILY,
+        group="gold",
+        description=(
+            "Ratings per restaurant and day: the day's reviews and average rating, and the "
+            f"rolling {window}-day average over the trailing partitions of reviews_valid."
+        ),
+        columns=Columns(
+            gold.RESTAURANT_RATINGS_DAILY_SCHEMA,
+            RESTAURANT_RATINGS_DAILY_DESCRIPTIONS,
+            gold.RESTAURANT_RATINGS_DAILY_LINEAGE,
+        ),
         deps=[
             # day D reads reviews_valid D-29..D: the partition mapping, not date math,
             # decides what a run reads (and what Dagster marks stale after late data)
-            dg.AssetDep(
-                REVIEWS_VALID.name,
-                partition_mapping=dg.TimeWindowPartitionMapping(
-                    start_offset=-(window - 1),
-                    end_offset=0,
-                    allow_nonexistent_upstream_partitions=True,
-                ),
-            ),
+            dg.AssetDep(REVIEWS_VALID.name, partition_mapping=trailing_days(window)),
             RESTAURANTS.name,
         ],
-        check_specs=[
-            dg.AssetCheckSpec(
-                names.REVIEWS_RECONCILE,
-                asset=table.name,
-                blocking=True,
-                description=(
-                    "Reviews per partition, and reviews in each rolling window, equal "
-                    "reviews_valid's counts."
-                ),
+        checks={
+            names.REVIEWS_RECONCILE: (
+                "Reviews per partition, and reviews in each rolling window, equal "
+                "reviews_valid's counts."
             ),
-            dg.AssetCheckSpec(
-                names.RATINGS_SANE,
-                asset=table.name,
-                blocking=True,
-                description=(
-                    "Daily and rolling average ratings within 1..5, a daily average exactly when "
-                    "there are reviews that day, the window holding at least the day's reviews."
-                ),
+            names.RATINGS_SANE: (
+                "Daily and rolling average ratings within 1..5, a daily average exactly when "
+                "there are reviews that day, the window holding at least the day's reviews."
             ),
-        ],
-        metadata={
-            "dagster/column_schema": table_schema(
-                gold.RESTAURANT_RATINGS_DAILY_SCHEMA, RESTAURANT_RATINGS_DAILY_DESCRIPTIONS
-            ),
-            "rolling_window_days": window,
         },
-        tags={"layer": "gold"},
-        retry_policy=retries.policy,
+        metadata={"rolling_window_days": window},
     )
-    @retries.wrap
-    def _restaurant_ratings(
-        context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
-    ):
-        days = run_days(context)
-        read_days = window_days(context.asset_partitions_time_window_for_input(REVIEWS_VALID.name))
-        session = spark.spark_session
-        try:
-            restaurants = lakehouse.read(session, RESTAURANTS)
-        except TableNotMaterialized:
-            raise dg.Failure(
-                "restaurants has not been materialized: materialize restaurants first",
-                allow_retries=False,
-            ) from None
-        try:
-            reviews = lakehouse.read(session, REVIEWS_VALID, {"partition_date": read_days})
-        except TableNotMaterialized:
-            raise dg.Failure(
-                "reviews_valid has not been materialized: materialize reviews_valid first",
-                allow_retries=False,
-            ) from None
-        # silver is not cached (each pass reads the few Parquet columns it needs)
-        result = gold.restaurant_ratings_daily(
-            reviews,
-            days,
-            restaurants.where(F.col("restaurant_id").isNotNull()),
-            window,
-        ).persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            per_day = {
-                r["partition_date"]: r["n"]
-                for r in reviews.groupBy("partition_date")
-                .agg(F.count(F.lit(1)).alias("n"))
-                .collect()
-            }
-            silver_counts = {
-                d: {
-                    "reviews": per_day.get(d, 0),
-                    "rolling_30d_reviews": sum(
-                        per_day.get(d - dt.timedelta(days=k), 0) for k in range(window)
-                    ),
-                }
-                for d in days
-            }
-            gold_counts = {
-                r["partition_date"]: {
-                    "reviews": r["reviews"],
-                    "rolling_30d_reviews": r["rolling_30d_reviews"],
-                }
-                for r in result.groupBy("partition_date")
-                .agg(
-                    F.sum("reviews").alias("reviews"),
-                    F.sum("rolling_30d_reviews").alias("rolling_30d_reviews"),
-                )
-                .collect()
-            }
-            c = F.col
-            checks = [
-                quality.counts_reconcile(
-                    names.REVIEWS_RECONCILE,
-                    "reviews per partition and per rolling window",
-                    gold_counts,
-                    silver_counts,
-                ),
-                quality.rows_sane(
-                    names.RATINGS_SANE,
-                    "restaurant ratings",
-                    result,
-                    {
-                        "avg_rating_within_1_5": F.when(
-                            c("reviews") > 0, c("avg_rating").between(1, 5)
-                        ).otherwise(c("avg_rating").isNull()),
-                        "rolling_avg_within_1_5": c("rolling_30d_avg_rating").between(1, 5),
-                        "window_holds_the_day": (c("rolling_30d_reviews") >= c("reviews"))
-                        & (c("rolling_30d_reviews") > 0)
-                        & (c("reviews") >= 0),
-                    },
-                    ["partition_date", "restaurant_id"],
-                ),
-            ]
-            without = [d.isoformat() for d in read_days if d not in per_day]
-            yield from _audit_then_publish(
-                context,
-                lakehouse,
-                table,
-                result,
-                days,
-                checks,
-                description,
-                RESTAURANT_RATINGS_DAILY_DESCRIPTIONS,
-                gold.RESTAURANT_RATINGS_DAILY_LINEAGE,
-                {
-                    "rolling_window_partitions_read": partition_label(read_days),
-                    "rolling_window_partitions_without_reviews": len(without),
-                    "reviews_read": int(sum(per_day.values())),
-                },
-            )
-        finally:
-            result.unpersist()
-
-    return _restaurant_ratings
+    return derived_asset(spec, partitions_def, compute, retries=retries)

@@ -13,6 +13,8 @@ recommendations stay live.
 """
 
 import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import dagster as dg
 from pydantic import Field
@@ -21,9 +23,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..checks import names, quality
-from ..lakehouse.delta import TableNotMaterialized
 from ..lakehouse.resource import LakehouseResource
-from ..lakehouse.spark import SparkResource
 from ..lakehouse.tables import (
     DISH_FEATURES,
     DISH_RECOMMENDATIONS,
@@ -36,17 +36,8 @@ from ..lakehouse.tables import (
     TableRef,
 )
 from ..transforms import features, recommend
-from .common import (
-    KINDS,
-    NO_RETRIES,
-    PLATFORM_OWNER,
-    StepRetries,
-    partition_label,
-    run_days,
-    table_schema,
-    window_days,
-)
-from .gold import _audit_then_publish
+from .common import KINDS, NO_RETRIES, StepRetries, partition_label, trailing_days
+from .step import Audited, Columns, DerivedTable, Step, audit, derived_asset
 
 GROUP = "ml_features"
 # the trailing window of silver partitions every as-of date reads (D-13..D)
@@ -96,89 +87,84 @@ RECOMMENDATIONS_DESCRIPTIONS = {
 }
 
 
-def _window_mapping(days: int) -> dg.TimeWindowPartitionMapping:
-    return dg.TimeWindowPartitionMapping(
-        start_offset=-(days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
+def _windows_of(*tables: TableRef, days: int = FEATURE_WINDOW_DAYS) -> list[dg.AssetDep]:
+    """Each as-of date reads the trailing ``days`` partitions of ``tables``."""
+    return [dg.AssetDep(t.name, partition_mapping=trailing_days(days)) for t in tables]
+
+
+@dataclass(frozen=True)
+class _RowsSane:
+    """A blocking check that every row of the result satisfies ``rules``."""
+
+    name: str
+    asserts: str  # what the check asserts, shown in the UI
+    label: str
+    rules: Callable[[], dict]  # rule name -> Column (built at run time: Columns need Spark)
+    key: list[str]
+
+
+def _window_features(
+    table: TableRef,
+    description: str,
+    columns: Columns,
+    deps: list,
+    check: "_RowsSane",
+    transform,
+    partitions_def: dg.PartitionsDefinition,
+    retries: StepRetries = NO_RETRIES,
+) -> dg.AssetsDefinition:
+    """An as-of-date feature table over trailing windows of orders and reviews, whose rows
+    must pass ``check`` to publish."""
+
+    def compute(step: Step) -> Audited:
+        order_days = step.input_days(ORDERS_VALID)
+        review_days = step.input_days(REVIEWS_VALID)
+        orders = step.read(ORDERS_VALID, order_days)
+        reviews = step.read(REVIEWS_VALID, review_days)
+        result = step.cache(transform(step, orders, reviews))
+        return Audited(
+            result,
+            [quality.rows_sane(check.name, check.label, result, check.rules(), check.key)],
+            {
+                "window_days": FEATURE_WINDOW_DAYS,
+                "orders_partitions_read": partition_label(order_days),
+                "reviews_partitions_read": partition_label(review_days),
+            },
+        )
+
+    spec = DerivedTable(
+        table=table,
+        group=GROUP,
+        description=description,
+        columns=columns,
+        deps=deps,
+        checks={check.name: check.asserts},
+        metadata={"window_days": FEATURE_WINDOW_DAYS},
     )
-
-
-def _read(lakehouse: LakehouseResource, session, table: TableRef, where=None) -> DataFrame:
-    try:
-        return lakehouse.read(session, table, where)
-    except TableNotMaterialized:
-        raise dg.Failure(
-            f"{table.name} has not been materialized: materialize {table.name} first",
-            allow_retries=False,
-        ) from None
-
-
-def _input_days(context: dg.AssetExecutionContext, upstream: TableRef) -> list[dt.date]:
-    return window_days(context.asset_partitions_time_window_for_input(upstream.name))
+    return derived_asset(spec, partitions_def, compute, retries=retries)
 
 
 def user_features_asset(
     partitions_def: dg.PartitionsDefinition, retries: StepRetries = NO_RETRIES
 ) -> dg.AssetsDefinition:
-    table = USER_FEATURES
     w = FEATURE_WINDOW_DAYS
-    description = (
+    c = F.col  # noqa: N806 - the rules read as SQL
+    return _window_features(
+        USER_FEATURES,
         f"Per as-of date and user, over the trailing {w} days: orders, spend, recency, "
-        "favourite cuisine, ratings given, cancellation share."
-    )
-
-    @dg.asset(
-        name=table.name,
-        group_name=GROUP,
-        description=description,
-        owners=[PLATFORM_OWNER],
-        kinds=KINDS,
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=[
-            dg.AssetDep(ORDERS_VALID.name, partition_mapping=_window_mapping(w)),
-            dg.AssetDep(REVIEWS_VALID.name, partition_mapping=_window_mapping(w)),
-            DISHES.name,
-        ],
-        check_specs=[
-            dg.AssetCheckSpec(
-                names.USER_FEATURES_SANE,
-                asset=table.name,
-                blocking=True,
-                description=(
-                    "No order after the as-of date, recency non-negative, shares within 0..1, "
-                    "ratings within 1..5, spend non-negative."
-                ),
-            )
-        ],
-        metadata={
-            "dagster/column_schema": table_schema(
-                features.USER_FEATURES_SCHEMA, USER_FEATURES_DESCRIPTIONS
-            ),
-            "window_days": w,
-        },
-        tags={"layer": GROUP},
-        retry_policy=retries.policy,
-    )
-    @retries.wrap
-    def _user_features(
-        context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
-    ):
-        days = run_days(context)
-        session = spark.spark_session
-        order_days = _input_days(context, ORDERS_VALID)
-        review_days = _input_days(context, REVIEWS_VALID)
-        orders = _read(lakehouse, session, ORDERS_VALID, {"partition_date": order_days})
-        reviews = _read(lakehouse, session, REVIEWS_VALID, {"partition_date": review_days})
-        dishes = _read(lakehouse, session, DISHES)
-        result = features.user_features(orders, reviews, dishes, days, w).persist(
-            StorageLevel.MEMORY_AND_DISK
-        )
-        c = F.col
-        check = quality.rows_sane(
+        "favourite cuisine, ratings given, cancellation share.",
+        Columns(
+            features.USER_FEATURES_SCHEMA,
+            USER_FEATURES_DESCRIPTIONS,
+            features.USER_FEATURES_LINEAGE,
+        ),
+        [*_windows_of(ORDERS_VALID, REVIEWS_VALID), DISHES.name],
+        _RowsSane(
             names.USER_FEATURES_SANE,
+            "No order after the as-of date, recency non-negative, shares within 0..1, "
+            "ratings within 1..5, spend non-negative.",
             "user features",
-            result,
-            {
+            lambda: {
                 "no_order_after_as_of": c("last_order_date") <= c("partition_date"),
                 "recency_non_negative": c("recency_days") >= 0,
                 "cancellation_share_within_0_1": c("cancellation_share").between(0, 1),
@@ -187,90 +173,37 @@ def user_features_asset(
                 | c("avg_rating_given").between(1, 5),
             },
             ["partition_date", "user_id"],
-        )
-        yield from _audit_then_publish(
-            context,
-            lakehouse,
-            table,
-            result,
-            days,
-            [check],
-            description,
-            USER_FEATURES_DESCRIPTIONS,
-            features.USER_FEATURES_LINEAGE,
-            {
-                "window_days": w,
-                "orders_partitions_read": partition_label(order_days),
-                "reviews_partitions_read": partition_label(review_days),
-            },
-        )
-        result.unpersist()
-
-    return _user_features
+        ),
+        lambda step, orders, reviews: features.user_features(
+            orders, reviews, step.read(DISHES), step.days, w
+        ),
+        partitions_def,
+        retries,
+    )
 
 
 def dish_features_asset(
     partitions_def: dg.PartitionsDefinition, retries: StepRetries = NO_RETRIES
 ) -> dg.AssetsDefinition:
-    table = DISH_FEATURES
     w = FEATURE_WINDOW_DAYS
-    description = (
+    c = F.col  # noqa: N806 - the rules read as SQL
+    return _window_features(
+        DISH_FEATURES,
         f"Per as-of date and dish, over the trailing {w} days: orders, distinct users, "
-        f"reorder rate, average rating, and the trend against the {w} days before."
-    )
-
-    @dg.asset(
-        name=table.name,
-        group_name=GROUP,
-        description=description,
-        owners=[PLATFORM_OWNER],
-        kinds=KINDS,
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=[
-            # two windows of orders: the current one and the one it is compared with
-            dg.AssetDep(ORDERS_VALID.name, partition_mapping=_window_mapping(2 * w)),
-            dg.AssetDep(REVIEWS_VALID.name, partition_mapping=_window_mapping(w)),
-        ],
-        check_specs=[
-            dg.AssetCheckSpec(
-                names.DISH_FEATURES_SANE,
-                asset=table.name,
-                blocking=True,
-                description=(
-                    "orders >= distinct_users >= repeat_users, reorder rate within 0..1, "
-                    "average rating within 1..5."
-                ),
-            )
-        ],
-        metadata={
-            "dagster/column_schema": table_schema(
-                features.DISH_FEATURES_SCHEMA, DISH_FEATURES_DESCRIPTIONS
-            ),
-            "window_days": w,
-        },
-        tags={"layer": GROUP},
-        retry_policy=retries.policy,
-    )
-    @retries.wrap
-    def _dish_features(
-        context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
-    ):
-        days = run_days(context)
-        session = spark.spark_session
-        order_days = _input_days(context, ORDERS_VALID)
-        review_days = _input_days(context, REVIEWS_VALID)
-        orders = _read(lakehouse, session, ORDERS_VALID, {"partition_date": order_days})
-        reviews = _read(lakehouse, session, REVIEWS_VALID, {"partition_date": review_days})
-        result = features.dish_features(orders, reviews, days, w).persist(
-            StorageLevel.MEMORY_AND_DISK
-        )
-        c = F.col
-        check = quality.rows_sane(
+        f"reorder rate, average rating, and the trend against the {w} days before.",
+        Columns(
+            features.DISH_FEATURES_SCHEMA,
+            DISH_FEATURES_DESCRIPTIONS,
+            features.DISH_FEATURES_LINEAGE,
+        ),
+        # two windows of orders: the current one and the one it is compared with
+        [*_windows_of(ORDERS_VALID, days=2 * w), *_windows_of(REVIEWS_VALID)],
+        _RowsSane(
             names.DISH_FEATURES_SANE,
+            "orders >= distinct_users >= repeat_users, reorder rate within 0..1, "
+            "average rating within 1..5.",
             "dish features",
-            result,
-            {
+            lambda: {
                 "counts_ordered": (c("orders") >= c("distinct_users"))
                 & (c("distinct_users") >= c("repeat_users"))
                 & (c("repeat_users") >= 0),
@@ -279,26 +212,11 @@ def dish_features_asset(
                 "avg_rating_within_1_5": c("avg_rating").isNull() | c("avg_rating").between(1, 5),
             },
             ["partition_date", "dish_id"],
-        )
-        yield from _audit_then_publish(
-            context,
-            lakehouse,
-            table,
-            result,
-            days,
-            [check],
-            description,
-            DISH_FEATURES_DESCRIPTIONS,
-            features.DISH_FEATURES_LINEAGE,
-            {
-                "window_days": w,
-                "orders_partitions_read": partition_label(order_days),
-                "reviews_partitions_read": partition_label(review_days),
-            },
-        )
-        result.unpersist()
-
-    return _dish_features
+        ),
+        lambda step, orders, reviews: features.dish_features(orders, reviews, step.days, w),
+        partitions_def,
+        retries,
+    )
 
 
 class DishRecommendationsConfig(dg.Config):
@@ -328,64 +246,14 @@ def model_path(lakehouse: LakehouseResource, as_of: dt.date) -> str:
 def dish_recommendations_asset(
     partitions_def: dg.PartitionsDefinition, retries: StepRetries = NO_RETRIES
 ) -> dg.AssetsDefinition:
-    table = DISH_RECOMMENDATIONS
     w = FEATURE_WINDOW_DAYS
     k = recommend.K
-    description = (
-        f"Top-{k} dishes per active user, from Spark MLlib ALS on the implicit feedback of the "
-        f"trailing {w} days; published only when it beats the popularity baseline."
-    )
 
-    @dg.asset(
-        name=table.name,
-        group_name=GROUP,
-        description=description,
-        owners=[PLATFORM_OWNER],
-        kinds={*KINDS, "mllib"},
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=[
-            dg.AssetDep(ORDERS_VALID.name, partition_mapping=_window_mapping(w)),
-            DISHES.name,
-            RESTAURANTS.name,
-        ],
-        check_specs=[
-            dg.AssetCheckSpec(
-                names.MODEL_BEATS_BASELINE,
-                asset=table.name,
-                blocking=True,
-                description=(
-                    f"On a time-based holdout (train on the window's days before the as-of date, "
-                    f"test on the as-of date), ALS precision@{k} beats the popularity baseline's "
-                    "by the configured margin; otherwise nothing is published."
-                ),
-            )
-        ],
-        metadata={
-            "dagster/column_schema": table_schema(
-                recommend.RECOMMENDATIONS_SCHEMA, RECOMMENDATIONS_DESCRIPTIONS
-            ),
-            "window_days": w,
-            "k": k,
-        },
-        tags={"layer": GROUP},
-        retry_policy=retries.policy,
-    )
-    @retries.wrap
-    def _dish_recommendations(
-        context: dg.AssetExecutionContext,
-        config: DishRecommendationsConfig,
-        spark: SparkResource,
-        lakehouse: LakehouseResource,
-    ):
-        days = run_days(context)
-        session = spark.spark_session
-        order_days = _input_days(context, ORDERS_VALID)
-        orders = _read(lakehouse, session, ORDERS_VALID, {"partition_date": order_days})
-        orders = orders.persist(StorageLevel.MEMORY_AND_DISK)
-        catalogue = recommend.catalogue(
-            _read(lakehouse, session, DISHES), _read(lakehouse, session, RESTAURANTS)
-        ).persist(StorageLevel.MEMORY_AND_DISK)
+    def compute(step: Step) -> Audited:
+        config, days = step.config, step.days
+        order_days = step.input_days(ORDERS_VALID)
+        orders = step.cache(step.read(ORDERS_VALID, order_days))
+        catalogue = step.cache(recommend.catalogue(step.read(DISHES), step.read(RESTAURANTS)))
         params = recommend.AlsParams(
             rank=config.rank,
             max_iter=config.max_iter,
@@ -394,75 +262,74 @@ def dish_recommendations_asset(
             seed=config.seed,
         )
         other = config.include_other_cities
-        try:
-            catalogue_size = catalogue.count()
-            # audit: every as-of date's model must beat the baseline before anything is written
-            evaluations = {}
-            for day in days:
-                start = day - dt.timedelta(days=w - 1)
-                evaluations[day] = recommend.holdout(
-                    orders, catalogue, start, day, params, other, catalogue_size
-                )
-            check = _gate(evaluations, config.min_precision_uplift)
-            if not check.passed:
-                yield check
-                raise dg.Failure(
-                    description=(
-                        f"Circuit breaker tripped for {table.name} {partition_label(days)}: "
-                        f"{check.description}. Nothing was published; the previous "
-                        "recommendations stay live."
-                    ),
-                    metadata={"failed_checks": names.MODEL_BEATS_BASELINE},
-                    allow_retries=False,
-                )
-            # publish: retrain on the whole window (the test day included) and recommend
-            parts, paths = [], {}
-            for day in days:
-                start = day - dt.timedelta(days=w - 1)
-                window_orders = recommend.placed_between(orders, start, day)
-                fb = recommend.feedback(window_orders).persist(StorageLevel.MEMORY_AND_DISK)
-                trained = recommend.train(fb, params)
-                users = recommend.user_cities(window_orders)
-                recs = recommend.recommend(
-                    trained, users, catalogue, recommend.popularity(fb), other, k
-                ).withColumn("partition_date", F.lit(day))
-                paths[day] = _save_model(trained, model_path(lakehouse, day))
-                parts.append(recs.select(*recommend.RECOMMENDATIONS_SCHEMA.fieldNames()))
-                fb.unpersist()
-            result = parts[0]
-            for p in parts[1:]:
-                result = result.unionByName(p)
-            result = result.persist(StorageLevel.MEMORY_AND_DISK)
-            shape = _shape(result, k)
-            yield from _audit_then_publish(
-                context,
-                lakehouse,
-                table,
-                result,
-                days,
-                [check],
-                description,
-                RECOMMENDATIONS_DESCRIPTIONS,
-                recommend.RECOMMENDATIONS_LINEAGE,
-                {
-                    **_metrics_metadata(evaluations),
-                    **shape,
-                    "model_path": dg.MetadataValue.path(paths[days[-1]]),
-                    "model_paths": dg.MetadataValue.json(
-                        {d.isoformat(): p for d, p in paths.items()}
-                    ),
-                    "als_params": dg.MetadataValue.json(params.as_dict()),
-                    "min_precision_uplift": config.min_precision_uplift,
-                    "include_other_cities": other,
-                    "orders_partitions_read": partition_label(order_days),
-                },
+        catalogue_size = catalogue.count()
+        # audit: every as-of date's model must beat the baseline before anything is trained
+        # on the whole window or written
+        evaluations = {}
+        for day in days:
+            start = day - dt.timedelta(days=w - 1)
+            evaluations[day] = recommend.holdout(
+                orders, catalogue, start, day, params, other, catalogue_size
             )
-            result.unpersist()
-        finally:
-            orders.unpersist()
-            catalogue.unpersist()
+        check = _gate(evaluations, config.min_precision_uplift)
+        audit([check], "Nothing was published; the previous recommendations stay live.")
+        # publish: retrain on the whole window (the test day included) and recommend
+        parts, paths = [], {}
+        for day in days:
+            start = day - dt.timedelta(days=w - 1)
+            window_orders = recommend.placed_between(orders, start, day)
+            fb = recommend.feedback(window_orders).persist(StorageLevel.MEMORY_AND_DISK)
+            trained = recommend.train(fb, params)
+            users = recommend.user_cities(window_orders)
+            recs = recommend.recommend(
+                trained, users, catalogue, recommend.popularity(fb), other, k
+            ).withColumn("partition_date", F.lit(day))
+            paths[day] = _save_model(trained, model_path(step.lakehouse, day))
+            parts.append(recs.select(*recommend.RECOMMENDATIONS_SCHEMA.fieldNames()))
+            fb.unpersist()
+        result = parts[0]
+        for p in parts[1:]:
+            result = result.unionByName(p)
+        result = step.cache(result)
+        return Audited(
+            result,
+            [check],
+            {
+                **_metrics_metadata(evaluations),
+                **_shape(result, k),
+                "model_path": dg.MetadataValue.path(paths[days[-1]]),
+                "model_paths": dg.MetadataValue.json({d.isoformat(): p for d, p in paths.items()}),
+                "als_params": dg.MetadataValue.json(params.as_dict()),
+                "min_precision_uplift": config.min_precision_uplift,
+                "include_other_cities": other,
+                "orders_partitions_read": partition_label(order_days),
+            },
+        )
 
-    return _dish_recommendations
+    spec = DerivedTable(
+        table=DISH_RECOMMENDATIONS,
+        group=GROUP,
+        description=(
+            f"Top-{k} dishes per active user, from Spark MLlib ALS on the implicit feedback of "
+            f"the trailing {w} days; published only when it beats the popularity baseline."
+        ),
+        columns=Columns(
+            recommend.RECOMMENDATIONS_SCHEMA,
+            RECOMMENDATIONS_DESCRIPTIONS,
+            recommend.RECOMMENDATIONS_LINEAGE,
+        ),
+        deps=[*_windows_of(ORDERS_VALID), DISHES.name, RESTAURANTS.name],
+        checks={
+            names.MODEL_BEATS_BASELINE: (
+                f"On a time-based holdout (train on the window's days before the as-of date, "
+                f"test on the as-of date), ALS precision@{k} beats the popularity baseline's "
+                "by the configured margin; otherwise nothing is published."
+            )
+        },
+        metadata={"window_days": w, "k": k},
+        kinds=frozenset({*KINDS, "mllib"}),
+    )
+    return derived_asset(spec, partitions_def, compute, DishRecommendationsConfig, retries)
 
 
 def _save_model(trained: recommend.Trained, path: str) -> str:

@@ -26,10 +26,11 @@ from ..checks import names, published, quality
 from ..checks.published import Fingerprint
 from ..contracts import Contract
 from ..contracts.spark import spark_type
-from ..lakehouse.delta import TableNotMaterialized
+from ..lakehouse.delta import TableNotMaterialized, WriteResult
 from ..lakehouse.resource import LakehouseResource
 from ..lakehouse.spark import SparkResource
 from ..lakehouse.tables import DEAD_LETTER_QUEUE, DISHES, RESTAURANTS, SILVER_BY_SOURCE, TableRef
+from ..lakehouse.writers.base import Rows
 from ..transforms.references import attach_references, lookup_columns
 from ..transforms.silver import (
     DLQ,
@@ -52,12 +53,11 @@ from .common import (
     contract_metadata,
     identity_lineage,
     partition_label,
-    run_days,
     run_window,
     table_schema,
-    window_days,
-    write_metadata,
+    trailing_days,
 )
+from .step import CircuitBreakerTripped, Step, audit, materialization
 
 DLQ_DESCRIPTIONS = {
     "source": "Landing source of the rejected record (orders, deliveries, reviews).",
@@ -75,10 +75,10 @@ class SilverConfig(dg.Config):
     """Run-time overrides of the contract's thresholds (launchpad / run config)."""
 
     max_dlq_rate: float | None = Field(
-        default=None, description="override the contract's SLA max_dlq_rate (0..1)"
+        default=None, description="override the contract's sla.max_dlq_rate (0..1)"
     )
     max_orphan_rate: float | None = Field(
-        default=None, description="override the contract's SLA max_orphan_rate (0..1)"
+        default=None, description="override the contract's sla.max_orphan_rate (0..1)"
     )
 
 
@@ -102,75 +102,6 @@ def silver_asset(
 ) -> dg.AssetsDefinition:
     contract = src.contract
     key = ", ".join(contract.primary_key)
-    specs = [
-        dg.AssetCheckSpec(
-            names.NOT_EMPTY,
-            asset=src.silver.name,
-            blocking=True,
-            description="Circuit breaker: every partition has at least one valid record.",
-        ),
-        dg.AssetCheckSpec(
-            names.DLQ_RATE,
-            asset=src.silver.name,
-            blocking=True,
-            description="Share of landed records rejected to the DLQ stays under the contract's max_dlq_rate.",
-        ),
-        dg.AssetCheckSpec(
-            names.UNIQUE_KEY,
-            asset=src.silver.name,
-            blocking=True,
-            description=f"{key} is unique within each partition.",
-        ),
-        dg.AssetCheckSpec(
-            names.CONSERVATION,
-            asset=src.silver.name,
-            blocking=True,
-            description="bronze rows = silver rows + DLQ rows + duplicates dropped, per partition.",
-        ),
-        dg.AssetCheckSpec(
-            names.CONTRACT,
-            asset=src.silver.name,
-            blocking=True,
-            description=f"The {contract.name} data contract, validated by pandera.",
-        ),
-    ]
-    specs.append(
-        dg.AssetCheckSpec(
-            names.PUBLISHED_CONSISTENCY,
-            asset=src.silver.name,
-            blocking=True,
-            description=(
-                "Circuit breaker after the write, on the published tables: every bronze line "
-                "is once in silver or the DLQ (or a dropped duplicate), nothing from nowhere, "
-                "unique keys. On failure the step restores silver and the DLQ to the versions "
-                "before its write; the metadata says which version is live and why."
-            ),
-        )
-    )
-    if src.reference_check is not None:
-        specs.append(
-            dg.AssetCheckSpec(
-                src.reference_check[0],
-                asset=src.silver.name,
-                blocking=True,
-                description="Referential integrity to the reference tables, within the contract's tolerance.",
-            )
-        )
-    for ref in contract.references:
-        specs.append(
-            dg.AssetCheckSpec(
-                names.known_reference(ref.source),
-                asset=src.silver.name,
-                blocking=True,
-                description=(
-                    f"Every {contract.name} record points to a known {ref.source} record "
-                    f"({SILVER_BY_SOURCE[ref.source].name} of its day and the "
-                    f"{ref.lookback_days} before). Orphans are kept, counted and sampled; the "
-                    "check trips when a partition's orphan share exceeds the contract's "
-                    "max_orphan_rate (the tolerance for late data)."
-                ),
-            )
-        )
 
     @dg.asset(
         name=src.silver.name,
@@ -184,7 +115,7 @@ def silver_asset(
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[src.bronze.name, *src.reference_deps, *reference_deps(contract)],
-        check_specs=specs,
+        check_specs=_check_specs(src),
         metadata={
             **contract_definition_metadata(contract),
             "dagster/column_schema": table_schema(
@@ -201,170 +132,258 @@ def silver_asset(
         spark: SparkResource,
         lakehouse: LakehouseResource,
     ):
-        days = run_days(context)
-        start, end = run_window(context)
-        session = spark.spark_session
-        where = {"partition_date": days}
-
-        bronze = lakehouse.read(session, src.bronze, where)
-        lookups = _reference_lookups(context, session, lakehouse, contract, bronze)
-        if lookups:
-            bronze = attach_references(
-                bronze, contract, {source: df for source, (df, _, _) in lookups.items()}
-            )
-        validated = validate(bronze, contract, start, end)
-        classified = validated.classified.persist(StorageLevel.MEMORY_AND_DISK)
+        step = Step.start(context, spark, lakehouse, config)
+        bronze = lakehouse.read(step.session, src.bronze, step.where)
+        bronze, lookups = _attach_references(step, contract, bronze)
+        run = _validate(step, contract, bronze)
         try:
-            validated = Validated(classified, contract)
-            by_dest, conflicts, fingerprints = _counts_by_day(validated)
-            bronze_by_day, bronze_fingerprint = _bronze_counts(bronze)
-            # views of the cached classified rows (a cache of their own cost more to
-            # fill, at 1M orders, than the checks saved by it)
-            valid_df, rejected_df = validated.valid, validated.rejected
-            # the rows as the writer will commit them: with the arrow writer they are
-            # collected here once, the contract and unique-key checks run on exactly
-            # those rows in this process (pandera.polars and Arrow: ~0.2 s at 1M orders,
-            # against ~5 s of Spark jobs) and the write reuses them
-            valid_rows = lakehouse.rows_for_write(valid_df)
-            rule_counts = {
-                r["rule"]: r["records"] for r in dlq_counts_by_rule(rejected_df).collect()
-            }
-            max_dlq_rate = _threshold(config.max_dlq_rate, contract, "max_dlq_rate", 0.1)
-
-            results = [
-                quality.not_empty(by_dest[SILVER], days),
-                quality.dlq_rate(bronze_by_day, by_dest[DLQ], max_dlq_rate),
-                quality.unique_key(valid_rows, contract.primary_key),
-                quality.conservation(
-                    bronze_by_day, by_dest[SILVER], by_dest[DLQ], by_dest[DUPLICATE]
-                ),
-                quality.contract(valid_rows, contract, start, end),
-            ]
-            if src.reference_check is not None:
-                results.append(
-                    src.reference_check[1](valid_df, session, lakehouse, config, contract)
-                )
-            orphan_counts = {}
-            for ref in contract.references:
-                _, upstream_days, missing = lookups[ref.source]
-                by_day = {
-                    r["partition_date"]: (int(r["valid"]), int(r["orphans"] or 0))
-                    for r in validated.references_found(ref.source).collect()
-                }
-                samples = [
-                    {**r.asDict(), "partition_date": r["partition_date"].isoformat()}
-                    for r in validated.orphans(ref.source)
-                    .orderBy("partition_date", *contract.primary_key)
-                    .limit(10)
-                    .collect()
-                ]
-                tolerance = _threshold(config.max_orphan_rate, contract, "max_orphan_rate", 0.01)
-                check = quality.known_reference(
-                    contract,
-                    ref.source,
-                    SILVER_BY_SOURCE[ref.source].name,
-                    by_day,
-                    samples,
-                    tolerance,
-                    upstream_days,
-                    missing_partitions=missing,
-                )
-                orphan_counts[f"orphans/{ref.source}"] = check.metadata["orphans"].value
-                results.append(check)
-
-            failed = [r for r in results if not r.passed]
-            if failed:
-                yield from results
-                raise dg.Failure(
-                    description=(
-                        f"Circuit breaker tripped for {src.silver.name} {partition_label(days)}: "
-                        + "; ".join(f"{r.check_name}: {r.description}" for r in failed)
-                        + f". Nothing was written: {_live_version(lakehouse, src.silver)}."
-                    ),
-                    metadata={"failed_checks": ", ".join(r.check_name or "" for r in failed)},
-                    allow_retries=False,
-                )
-
-            dlq_where = {"partition_date": days, "source": [contract.name]}
-            dlq_write = lakehouse.write_partitions(
-                rejected_df,
+            checks, orphans = _audit(step, src, run, lookups)
+            dlq_write = step.write(
                 DEAD_LETTER_QUEUE,
-                dlq_where,
-                description="dead-letter queue of every source",
-                commit_metadata=commit_metadata(context, DEAD_LETTER_QUEUE.name, days),
+                run.rejected,
+                "dead-letter queue of every source",
+                where=_dlq_where(step, contract),
             )
-            for day in days:
-                yield dg.AssetMaterialization(
-                    asset_key=DEAD_LETTER_QUEUE.name,
-                    partition=day.isoformat(),
-                    description=f"{contract.name} rejects of {day.isoformat()}",
-                    metadata={
-                        "source": contract.name,
-                        "dlq_rows": by_dest[DLQ].get(day, 0),
-                        "delta_version": dlq_write.version,
-                        "table_uri": dg.MetadataValue.path(dlq_write.table_uri),
-                        "dagster/uri": dlq_write.table_uri,
-                        "written_by": src.silver.name,
-                        **contract_metadata(contract),
-                    },
-                )
-            write = lakehouse.write_partitions(
-                valid_rows,
-                src.silver,
-                where,
-                description=f"silver {contract.name}",
-                commit_metadata=commit_metadata(context, src.silver.name, days, contract),
+            yield from _dlq_materializations(step, src, run, dlq_write)
+            write = step.write(
+                src.silver, run.valid_rows, f"silver {contract.name}", contract=contract
             )
             # nothing reads the classified rows any more: the heap is the read-back's
-            classified.unpersist(blocking=True)
-            try:
-                published_check = _published_check_or_rollback(
-                    context,
-                    session,
-                    lakehouse,
-                    src,
-                    days,
-                    [(write, where), (dlq_write, dlq_where)],
-                    audited=published.Audited(
-                        bronze=bronze_fingerprint,
-                        duplicates=fingerprints[DUPLICATE],
-                        silver=fingerprints[SILVER],
-                    ),
-                )
-            except _RolledBack as rolled_back:
-                yield from results
-                yield rolled_back.check
-                raise rolled_back.failure from None
-            results.append(published_check)
-            dups = sum(by_dest[DUPLICATE].values())
-            yield dg.MaterializeResult(
-                metadata={
-                    **write_metadata(write, valid_df.schema, contract_descriptions(contract)),
-                    **contract_metadata(contract),
-                    "dagster/column_lineage": identity_lineage(
-                        src.bronze.name, contract.column_names
-                    ),
-                    "bronze_rows": sum(bronze_by_day.values()),
-                    "silver_rows": sum(by_dest[SILVER].values()),
-                    "dlq_rows": sum(by_dest[DLQ].values()),
-                    "duplicates_dropped": dups,
-                    "conflicting_duplicates": conflicts,
-                    "conservation_holds": results[3].passed,
-                    "dlq_rate": float(results[1].metadata["dlq_rate"].value),
-                    "dlq_delta_version": dlq_write.version,
-                    **{
-                        f"dlq_rule/{rule}": rule_counts.get(rule, 0) for rule in contract.rule_names
-                    },
-                    **orphan_counts,
-                    **src.extra_metadata,
-                },
-                check_results=results,
-            )
+            run.classified.unpersist(blocking=True)
+            checks.append(_published_check_or_rollback(step, src, run, write, dlq_write))
+            yield _silver_materialization(src, run, write, dlq_write, checks, orphans)
+        except _RolledBack as rolled_back:
+            yield from checks
+            yield rolled_back.check
+            raise rolled_back.failure from None
+        except CircuitBreakerTripped as tripped:
+            yield from tripped.checks
+            raise tripped.failure(src.silver, step.days) from None
         finally:
             # freed now, not whenever the JVM gets to it: the next step needs the heap
-            classified.unpersist(blocking=True)
+            run.classified.unpersist(blocking=True)
 
     return _silver
+
+
+def _check_specs(src: SilverSource) -> list[dg.AssetCheckSpec]:
+    """The silver step's blocking checks: before the write, and on the published tables."""
+    contract = src.contract
+    described = {
+        names.NOT_EMPTY: "Circuit breaker: every partition has at least one valid record.",
+        names.DLQ_RATE: "Share of landed records rejected to the DLQ stays under the contract's max_dlq_rate.",
+        names.UNIQUE_KEY: f"{', '.join(contract.primary_key)} is unique within each partition.",
+        names.CONSERVATION: "bronze rows = silver rows + DLQ rows + duplicates dropped, per partition.",
+        names.CONTRACT: f"The {contract.name} data contract, validated by pandera.",
+        names.PUBLISHED_CONSISTENCY: (
+            "Circuit breaker after the write, on the published tables: every bronze line "
+            "is once in silver or the DLQ (or a dropped duplicate), nothing from nowhere, "
+            "unique keys. On failure the step restores silver and the DLQ to the versions "
+            "before its write; the metadata says which version is live and why."
+        ),
+    }
+    if src.reference_check is not None:
+        described[src.reference_check[0]] = (
+            "Referential integrity to the reference tables, within the contract's tolerance."
+        )
+    for ref in contract.references:
+        described[names.known_reference(ref.source)] = (
+            f"Every {contract.name} record points to a known {ref.source} record "
+            f"({SILVER_BY_SOURCE[ref.source].name} of its day and the "
+            f"{ref.lookback_days} before). Orphans are kept, counted and sampled; the "
+            "check trips when a partition's orphan share exceeds the contract's "
+            "max_orphan_rate (the tolerance for late data)."
+        )
+    return [
+        dg.AssetCheckSpec(name, asset=src.silver.name, blocking=True, description=text)
+        for name, text in described.items()
+    ]
+
+
+@dataclass
+class _Sorted:
+    """The run's bronze records sorted into silver, the DLQ and dropped duplicates."""
+
+    validated: Validated
+    classified: DataFrame  # cached: every count and both writes read it
+    by_dest: dict[str, dict]  # destination -> day -> rows
+    conflicts: int
+    fingerprints: dict[str, Fingerprint]
+    bronze_by_day: dict
+    bronze_fingerprint: Fingerprint
+    valid_rows: Rows  # as the writer commits them (Arrow, collected once, for the arrow writer)
+    rule_counts: dict[str, int]
+
+    @property
+    def valid(self) -> DataFrame:
+        return self.validated.valid
+
+    @property
+    def rejected(self) -> DataFrame:
+        return self.validated.rejected
+
+
+def _attach_references(
+    step: Step, contract: Contract, bronze: DataFrame
+) -> tuple[DataFrame, dict[str, tuple[DataFrame, list, list]]]:
+    """Bronze with the looked-up columns of the records it references, and the lookups."""
+    lookups = _reference_lookups(step, contract, bronze)
+    if lookups:
+        bronze = attach_references(
+            bronze, contract, {source: df for source, (df, _, _) in lookups.items()}
+        )
+    return bronze, lookups
+
+
+def _validate(step: Step, contract: Contract, bronze: DataFrame) -> _Sorted:
+    start, end = run_window(step.context)
+    classified = validate(bronze, contract, start, end).classified.persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
+    try:
+        validated = Validated(classified, contract)
+        by_dest, conflicts, fingerprints = _counts_by_day(validated)
+        bronze_by_day, bronze_fingerprint = _bronze_counts(bronze)
+        # views of the cached classified rows (a cache of their own cost more to fill, at 1M
+        # orders, than the checks saved by it). The rows as the writer will commit them: with
+        # the arrow writer they are collected here once, the contract and unique-key checks
+        # run on exactly those rows in this process (pandera.polars and Arrow: ~0.2 s at 1M
+        # orders, against ~5 s of Spark jobs) and the write reuses them
+        valid_rows = step.lakehouse.rows_for_write(validated.valid)
+        rule_counts = {
+            r["rule"]: r["records"] for r in dlq_counts_by_rule(validated.rejected).collect()
+        }
+    except BaseException:
+        classified.unpersist(blocking=True)
+        raise
+    return _Sorted(
+        validated,
+        classified,
+        by_dest,
+        conflicts,
+        fingerprints,
+        bronze_by_day,
+        bronze_fingerprint,
+        valid_rows,
+        rule_counts,
+    )
+
+
+def _audit(
+    step: Step, src: SilverSource, run: _Sorted, lookups: dict
+) -> tuple[list[dg.AssetCheckResult], dict[str, int]]:
+    """The checks before the write, and orphans per reference; trips the circuit breaker
+    (nothing written) when one fails."""
+    contract, config = src.contract, step.config
+    start, end = run_window(step.context)
+    max_dlq_rate = _threshold(config.max_dlq_rate, contract, "max_dlq_rate", 0.1)
+    by_dest = run.by_dest
+    checks = [
+        quality.not_empty(by_dest[SILVER], step.days),
+        quality.dlq_rate(run.bronze_by_day, by_dest[DLQ], max_dlq_rate),
+        quality.unique_key(run.valid_rows, contract.primary_key),
+        quality.conservation(run.bronze_by_day, by_dest[SILVER], by_dest[DLQ], by_dest[DUPLICATE]),
+        quality.contract(run.valid_rows, contract, start, end),
+    ]
+    if src.reference_check is not None:
+        checks.append(
+            src.reference_check[1](run.valid, step.session, step.lakehouse, config, contract)
+        )
+    orphans = {}
+    for ref in contract.references:
+        check = _known_reference(step, contract, run.validated, ref.source, lookups[ref.source])
+        orphans[f"orphans/{ref.source}"] = check.metadata["orphans"].value
+        checks.append(check)
+    audit(checks, f"Nothing was written: {_live_version(step.lakehouse, src.silver)}.")
+    return checks, orphans
+
+
+def _known_reference(
+    step: Step, contract: Contract, validated: Validated, source: str, lookup: tuple
+) -> dg.AssetCheckResult:
+    _, upstream_days, missing = lookup
+    by_day = {
+        r["partition_date"]: (int(r["valid"]), int(r["orphans"] or 0))
+        for r in validated.references_found(source).collect()
+    }
+    samples = [
+        {**r.asDict(), "partition_date": r["partition_date"].isoformat()}
+        for r in validated.orphans(source)
+        .orderBy("partition_date", *contract.primary_key)
+        .limit(10)
+        .collect()
+    ]
+    tolerance = _threshold(step.config.max_orphan_rate, contract, "max_orphan_rate", 0.01)
+    return quality.known_reference(
+        contract,
+        source,
+        SILVER_BY_SOURCE[source].name,
+        by_day,
+        samples,
+        tolerance,
+        upstream_days,
+        missing_partitions=missing,
+    )
+
+
+def _dlq_where(step: Step, contract: Contract) -> dict:
+    """The DLQ rows this step owns: its source's rows of the run's days."""
+    return {"partition_date": step.days, "source": [contract.name]}
+
+
+def _dlq_materializations(
+    step: Step, src: SilverSource, run: _Sorted, dlq_write: WriteResult
+) -> list[dg.AssetMaterialization]:
+    """The DLQ write reported on the dead_letter_queue asset, one event a day."""
+    return [
+        dg.AssetMaterialization(
+            asset_key=DEAD_LETTER_QUEUE.name,
+            partition=day.isoformat(),
+            description=f"{src.contract.name} rejects of {day.isoformat()}",
+            metadata={
+                "source": src.contract.name,
+                "dlq_rows": run.by_dest[DLQ].get(day, 0),
+                "delta_version": dlq_write.version,
+                "table_uri": dg.MetadataValue.path(dlq_write.table_uri),
+                "dagster/uri": dlq_write.table_uri,
+                "written_by": src.silver.name,
+                **contract_metadata(src.contract),
+            },
+        )
+        for day in step.days
+    ]
+
+
+def _silver_materialization(
+    src: SilverSource,
+    run: _Sorted,
+    write: WriteResult,
+    dlq_write: WriteResult,
+    checks: list[dg.AssetCheckResult],
+    orphans: dict[str, int],
+) -> dg.MaterializeResult:
+    contract, by_dest = src.contract, run.by_dest
+    return materialization(
+        write,
+        run.valid.schema,
+        contract_descriptions(contract),
+        identity_lineage(src.bronze.name, contract.column_names),
+        {
+            **contract_metadata(contract),
+            "bronze_rows": sum(run.bronze_by_day.values()),
+            "silver_rows": sum(by_dest[SILVER].values()),
+            "dlq_rows": sum(by_dest[DLQ].values()),
+            "duplicates_dropped": sum(by_dest[DUPLICATE].values()),
+            "conflicting_duplicates": run.conflicts,
+            "conservation_holds": checks[3].passed,
+            "dlq_rate": float(checks[1].metadata["dlq_rate"].value),
+            "dlq_delta_version": dlq_write.version,
+            **{f"dlq_rule/{rule}": run.rule_counts.get(rule, 0) for rule in contract.rule_names},
+            **orphans,
+            **src.extra_metadata,
+        },
+        checks,
+    )
 
 
 def reference_deps(contract: Contract) -> list[dg.AssetDep]:
@@ -374,22 +393,14 @@ def reference_deps(contract: Contract) -> list[dg.AssetDep]:
     return [
         dg.AssetDep(
             SILVER_BY_SOURCE[ref.source].name,
-            partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-ref.lookback_days,
-                end_offset=0,
-                allow_nonexistent_upstream_partitions=True,
-            ),
+            partition_mapping=trailing_days(ref.lookback_days + 1),
         )
         for ref in contract.references
     ]
 
 
 def _reference_lookups(
-    context: dg.AssetExecutionContext,
-    session: SparkSession,
-    lakehouse: LakehouseResource,
-    contract: Contract,
-    bronze: DataFrame,
+    step: Step, contract: Contract, bronze: DataFrame
 ) -> dict[str, tuple[DataFrame, list, list]]:
     """source -> (silver rows to look records up in, their partitions, partitions without rows).
 
@@ -398,10 +409,12 @@ def _reference_lookups(
     out = {}
     for ref in contract.references:
         table = SILVER_BY_SOURCE[ref.source]
-        upstream_days = window_days(context.asset_partitions_time_window_for_input(table.name))
+        upstream_days = step.input_days(table)
         columns = lookup_columns(contract, ref.source)
         try:
-            df = lakehouse.read(session, table, {"partition_date": upstream_days}).select(*columns)
+            df = step.lakehouse.read(step.session, table, {"partition_date": upstream_days}).select(
+                *columns
+            )
             present = {r[0] for r in df.select("partition_date").distinct().collect()}
             missing = [d for d in upstream_days if d not in present]
         except TableNotMaterialized:
@@ -425,33 +438,29 @@ def _reference_lookups(
 
 
 def _published_check_or_rollback(
-    context: dg.AssetExecutionContext,
-    session: SparkSession,
-    lakehouse: LakehouseResource,
-    src: SilverSource,
-    days: list,
-    writes: list,
-    audited: published.Audited | None = None,
+    step: Step, src: SilverSource, run: _Sorted, write: WriteResult, dlq_write: WriteResult
 ) -> dg.AssetCheckResult:
     """Read the published partitions back; on an inconsistency roll back every table this
     step wrote (newest write first) and fail the step, saying which version is live."""
-    where = {"partition_date": days}
+    lakehouse, session, days = step.lakehouse, step.session, step.days
+    dlq_where = _dlq_where(step, src.contract)
     check = published.published_consistency(
-        lakehouse.read(session, src.bronze, where),
-        lakehouse.read(session, src.silver, where),
-        lakehouse.read(
-            session, DEAD_LETTER_QUEUE, {"partition_date": days, "source": [src.contract.name]}
-        ),
+        lakehouse.read(session, src.bronze, step.where),
+        lakehouse.read(session, src.silver, step.where),
+        lakehouse.read(session, DEAD_LETTER_QUEUE, dlq_where),
         src.contract.primary_key,
         partition_label(days),
-        audited=audited,
+        audited=published.Audited(
+            bronze=run.bronze_fingerprint,
+            duplicates=run.fingerprints[DUPLICATE],
+            silver=run.fingerprints[SILVER],
+        ),
     )
-    silver_write = writes[0][0]
     if check.passed:
         return _with_metadata(
             check,
             {
-                "live_version": silver_write.version,
+                "live_version": write.version,
                 "rolled_back_from": -1,
                 "restored_to": -1,
                 "reason": "the published tables passed every check",
@@ -461,29 +470,30 @@ def _published_check_or_rollback(
     rollbacks = [
         lakehouse.store.rollback(
             table,
-            write,
-            table_where,
+            table_write,
+            where,
             reason=reason,
-            commit_metadata=commit_metadata(context, table.name, days),
+            commit_metadata=commit_metadata(step.context, table.name, days),
         )
-        for write, table_where, table in [
-            (w, tw, t) for (w, tw), t in zip(writes, (src.silver, DEAD_LETTER_QUEUE), strict=True)
-        ]
+        for table, table_write, where in (
+            (src.silver, write, step.where),
+            (DEAD_LETTER_QUEUE, dlq_write, dlq_where),
+        )
     ]
     for rb in rollbacks:
-        context.log.error(f"circuit breaker: {rb.action}")
-    silver_rb = rollbacks[0]
+        step.context.log.error(f"circuit breaker: {rb.action}")
+    silver_rb = rollbacks[0].as_metadata()
     failed = _with_metadata(
         check,
         {
-            "live_version": silver_rb.as_metadata()["live_version"],
-            "rolled_back_from": silver_rb.as_metadata()["rolled_back_from"],
-            "restored_to": silver_rb.as_metadata()["restored_to"],
+            "live_version": silver_rb["live_version"],
+            "rolled_back_from": silver_rb["rolled_back_from"],
+            "restored_to": silver_rb["restored_to"],
             "reason": reason,
             "rollbacks": dg.MetadataValue.json([rb.as_metadata() for rb in rollbacks]),
         },
     )
-    yield_failure = dg.Failure(
+    failure = dg.Failure(
         description=(
             f"Circuit breaker tripped after the write of {src.silver.name} "
             f"{partition_label(days)}: {reason}. " + " ".join(rb.action + "." for rb in rollbacks)
@@ -491,7 +501,7 @@ def _published_check_or_rollback(
         metadata={"failed_checks": names.PUBLISHED_CONSISTENCY},
         allow_retries=False,
     )
-    raise _RolledBack(failed, yield_failure)
+    raise _RolledBack(failed, failure)
 
 
 def _with_metadata(check: dg.AssetCheckResult, extra: dict) -> dg.AssetCheckResult:

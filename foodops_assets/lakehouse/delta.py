@@ -1,15 +1,12 @@
-"""Delta Lake storage with delta-rs (the ``deltalake`` package): the embedded backend.
+"""Delta tables through delta-rs (the ``deltalake`` package): what every backend shares.
 
-Every partition write is one atomic Delta commit that replaces exactly the
-named partitions (a predicate overwrite). The predicate is built here from
-typed values and checked against the table's partition columns, so a bad
-predicate fails instead of rewriting the table; delta-rs additionally rejects
-rows that fall outside it. A process killed mid-write leaves only unreferenced
-Parquet files behind: readers stay on the previous version.
-
-Spark reads a table by asking delta-rs for the snapshot's file list and
-reading those Parquet files itself, so data never flows through the Python
-process on the way in.
+Versions, history, restore, a circuit breaker's rollback, file lists, the Delta log's
+statistics, Arrow reads, and the one delta-rs commit (a predicate overwrite) that the
+``arrow`` writer and a rollback use. The partition predicate is built here from typed
+values and checked against the table's partition columns, so a bad predicate fails
+instead of rewriting the table; delta-rs additionally rejects rows that fall outside it.
+How rows reach a table (the three backends and the steps they share) is
+:mod:`.writers`.
 """
 
 from __future__ import annotations
@@ -24,7 +21,6 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
-from ..drills import faults
 from ..settings import is_remote_uri
 from .tables import TableRef
 
@@ -82,6 +78,8 @@ class ConcurrentWriteError(RuntimeError):
 
 @dataclass(frozen=True)
 class WriteResult:
+    """What one write committed: the version it made and the one before (for a rollback)."""
+
     table_uri: str
     version: int
     previous_version: int | None
@@ -238,41 +236,33 @@ class DeltaStore:
         )
         return changes
 
-    # -- writes --------------------------------------------------------------------
-    def replace_partitions(
+    def open_if_exists(self, table: TableRef) -> DeltaTable | None:
+        """The current snapshot of ``table``, or None when it has not been written yet."""
+        try:
+            return DeltaTable(self.uri(table), storage_options=self.storage_options)
+        except TableNotFoundError:
+            return None
+
+    # -- the delta-rs commit (the arrow writer's, and a rollback's) ----------------
+    def overwrite(
         self,
-        data: pa.Table,
+        data: pa.Table | pa.RecordBatchReader,
         table: TableRef,
-        where: PartitionValues,
+        predicate: str | None,
         *,
         description: str | None = None,
         commit_metadata: Mapping[str, Any] | None = None,
-    ) -> WriteResult:
-        """Replace exactly the partitions in ``where`` with ``data`` in one commit."""
-        predicate = partition_predicate(table, where)
-        previous = self.version(table)
-        if previous is not None:
-            actual = list(self._open(table).metadata().partition_columns)
-            if actual != list(table.partition_by):
-                raise PredicateError(
-                    f"{self.uri(table)} is partitioned by {actual}, expected "
-                    f"{list(table.partition_by)}: refusing to write"
-                )
-        if previous is not None:
-            self.widen_types(table, data.schema, commit_metadata)
-        faults.fail_if_injected(table.name)
-        if faults.active(f"duplicate_write:{table.name}"):
-            data = pa.concat_tables([data, data])
-        source: pa.Table | pa.RecordBatchReader = data
-        if faults.active(f"hang_write:{table.name}"):
-            source = _hanging_reader(data, table.name)
+    ) -> int:
+        """Replace the rows ``predicate`` selects (the whole table when None) with ``data``
+        in one delta-rs commit; the new version. Callers guard the predicate
+        (:func:`partition_predicate`); delta-rs also refuses rows outside it."""
         try:
             write_deltalake(
                 self.uri(table),
-                source,
+                data,
                 mode="overwrite",
                 predicate=predicate,
-                partition_by=list(table.partition_by),
+                partition_by=list(table.partition_by) or None,
                 schema_mode="merge",
                 name=table.name,
                 description=description,
@@ -286,49 +276,7 @@ class DeltaStore:
                 f"writer's partition whole. Re-run this partition once the other run has "
                 f"finished (Delta said: {exc})"
             ) from None
-        return WriteResult(
-            table_uri=self.uri(table),
-            version=self._open(table).version(),
-            previous_version=previous,
-            rows_written=data.num_rows,
-            predicate=predicate,
-            partitions=[str(v) for v in where[table.partition_by[0]]],
-        )
-
-    def replace_table(
-        self,
-        data: pa.Table,
-        table: TableRef,
-        *,
-        description: str | None = None,
-        commit_metadata: Mapping[str, Any] | None = None,
-    ) -> WriteResult:
-        """Replace the whole content of an unpartitioned table in one commit."""
-        if table.is_partitioned:
-            raise PredicateError(
-                f"table {table.name} is partitioned: replace named partitions, never the whole table"
-            )
-        previous = self.version(table)
-        if previous is not None:
-            self.widen_types(table, data.schema, commit_metadata)
-        faults.fail_if_injected(table.name)
-        write_deltalake(
-            self.uri(table),
-            data,
-            mode="overwrite",
-            schema_mode="merge",
-            name=table.name,
-            description=description,
-            storage_options=self.storage_options,
-            commit_properties=_commit_properties(commit_metadata),
-        )
-        return WriteResult(
-            table_uri=self.uri(table),
-            version=self._open(table).version(),
-            previous_version=previous,
-            rows_written=data.num_rows,
-            predicate=None,
-        )
+        return self._open(table).version()
 
     def restore(
         self, table: TableRef, version: int, commit_metadata: Mapping[str, Any] | None = None
@@ -390,8 +338,9 @@ class DeltaStore:
             old = pa.Table.from_batches([], schema=self.arrow_schema(table))
         else:
             old = self.to_arrow(table, where, version=write.previous_version)
-        self.replace_partitions(old, table, where, commit_metadata=meta)
-        restored = self.version(table)
+        restored = self.overwrite(
+            old, table, partition_predicate(table, where), commit_metadata=meta
+        )
         return Rollback(
             table.name,
             restored,
@@ -420,12 +369,12 @@ class DeltaStore:
         self, table: TableRef, where: PartitionValues | None = None, version: int | None = None
     ) -> pa.Table:
         dt_ = self._open(table, version)
-        filters = _filters(table, where)
+        filters = partition_filters(table, where)
         return pa.table(dt_.to_pyarrow_table(filters=filters or None))
 
     def files(self, table: TableRef, where: PartitionValues | None = None) -> list[str]:
         dt_ = self._open(table)
-        filters = _filters(table, where)
+        filters = partition_filters(table, where)
         return dt_.file_uris(file_pruning_predicate=filters or None)
 
     def column_stats(
@@ -434,13 +383,13 @@ class DeltaStore:
         """Rows and null counts of the current snapshot's files in ``where``, summed from the
         file statistics in the Delta log (no data is read). None when a file has no row
         count; a column some file has no null count for (e.g. an array) is left out."""
-        _filters(table, where)  # validated like any partition selection
+        partition_filters(table, where)  # validated like any partition selection
         actions = pa.table(self._open(table).get_add_actions(flatten=True)).to_pylist()
-        wanted = {k: {_partition_text(v) for v in values} for k, values in (where or {}).items()}
+        wanted = {k: {partition_text(v) for v in values} for k, values in (where or {}).items()}
         files = [
             a
             for a in actions
-            if all(_partition_text(a.get(f"partition.{k}")) in vs for k, vs in wanted.items())
+            if all(partition_text(a.get(f"partition.{k}")) in vs for k, vs in wanted.items())
         ]
         if any(a.get("num_records") is None for a in files):
             return None
@@ -477,19 +426,7 @@ def is_widening(old: pa.DataType, new: pa.DataType) -> bool:
     return False
 
 
-def _hanging_reader(data: pa.Table, table: str) -> pa.RecordBatchReader:
-    """The rows of ``data`` as a stream that hangs after its first batch (a fault point)."""
-    batches = data.to_batches(max_chunksize=max(1, data.num_rows // 2)) or []
-
-    def stream():
-        yield from batches[:1]
-        faults.hang(table)
-        yield from batches[1:]
-
-    return pa.RecordBatchReader.from_batches(data.schema, stream())
-
-
-def _filters(table: TableRef, where: PartitionValues | None) -> list[tuple[str, str, Any]]:
+def partition_filters(table: TableRef, where: PartitionValues | None) -> list[tuple[str, str, Any]]:
     """delta-rs filters for a partition selection, validated like write predicates."""
     out: list[tuple[str, str, Any]] = []
     for column, values in (where or {}).items():
@@ -501,7 +438,7 @@ def _filters(table: TableRef, where: PartitionValues | None) -> list[tuple[str, 
     return out
 
 
-def _partition_text(value: Any) -> str | None:
+def partition_text(value: Any) -> str | None:
     """A partition value as the log spells it (dates as ISO text), for comparisons."""
     if value is None:
         return None

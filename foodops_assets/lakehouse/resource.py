@@ -20,11 +20,11 @@ from ..settings import (
     check_root,
     is_remote_uri,
 )
-from . import delta_spark
+from . import writers
 from .delta import DeltaStore, PartitionValues, WriteResult
 from .landing import LandingZone
-from .spark_delta import read_delta, resolve_writer, rows_for_write, write_partitions, write_table
 from .tables import TableRef
+from .writers.base import DeltaWriter, Rows
 
 
 def check_local_lake_root(lake_root: str) -> None:
@@ -85,7 +85,14 @@ class LakehouseResource(dg.ConfigurableResource):
 
     def writer_for(self, spark: SparkSession) -> str:
         """The Delta backend used with this Spark session."""
-        return resolve_writer(self.delta_writer, spark)
+        return writers.resolve(self.delta_writer, spark)
+
+    def writer(self, rows: Rows | None = None, spark: SparkSession | None = None) -> DeltaWriter:
+        """The configured backend for ``rows`` (Arrow rows come only from the arrow writer)."""
+        if isinstance(rows, pa.Table):
+            return writers.writer("arrow", self.store)
+        session = rows.sparkSession if rows is not None else spark
+        return writers.writer(self.delta_writer, self.store, session)
 
     @property
     def store(self) -> DeltaStore:
@@ -101,47 +108,20 @@ class LakehouseResource(dg.ConfigurableResource):
     def read(
         self, spark: SparkSession, table: TableRef, where: PartitionValues | None = None
     ) -> DataFrame:
-        if self.delta_writer == "delta_spark":
-            return delta_spark.read(spark, self.store, table, where)
-        return read_delta(spark, self.store, table, where)
+        return self.writer(spark=spark).read(spark, table, where)
 
-    def rows_for_write(self, df: DataFrame) -> DataFrame | pa.Table:
-        """``df`` as the configured writer commits it (see ``spark_delta.rows_for_write``):
-        Arrow rows in this process for the arrow writer, else ``df``."""
-        return rows_for_write(df, self.delta_writer)
+    def rows_for_write(self, df: DataFrame) -> Rows:
+        """``df`` as the configured writer commits it: Arrow rows collected into this process
+        once for the arrow writer (checked, then written without a second pass), else ``df``."""
+        return self.writer(df).rows_for_write(df)
 
     def write_partitions(
-        self,
-        df: DataFrame | pa.Table,
-        table: TableRef,
-        where: PartitionValues,
-        *,
-        description: str | None = None,
-        commit_metadata: dict[str, Any] | None = None,
+        self, rows: Rows, table: TableRef, where: PartitionValues, **options: Any
     ) -> WriteResult:
-        return write_partitions(
-            df,
-            self.store,
-            table,
-            where,
-            description=description,
-            commit_metadata=commit_metadata,
-            writer=self.delta_writer,
-        )
+        """Replace exactly the partitions in ``where`` with ``rows`` (one Delta commit);
+        ``options`` as :meth:`.writers.base.DeltaWriter.write_partitions` takes them."""
+        return self.writer(rows).write_partitions(rows, table, where, **options)
 
-    def write_table(
-        self,
-        df: DataFrame,
-        table: TableRef,
-        *,
-        description: str | None = None,
-        commit_metadata: dict[str, Any] | None = None,
-    ) -> WriteResult:
-        return write_table(
-            df,
-            self.store,
-            table,
-            description=description,
-            commit_metadata=commit_metadata,
-            writer=self.delta_writer,
-        )
+    def write_table(self, rows: Rows, table: TableRef, **options: Any) -> WriteResult:
+        """Replace the whole content of an unpartitioned table (one Delta commit)."""
+        return self.writer(rows).write_table(rows, table, **options)

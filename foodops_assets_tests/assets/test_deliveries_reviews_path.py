@@ -9,7 +9,6 @@ import pytest
 from foodops_assets.checks import names
 from foodops_assets.datagen.generator import generate
 from foodops_assets.definitions import DAILY_ASSETS, ML_ASSETS
-from foodops_assets.lakehouse.spark_delta import read_delta
 from foodops_assets.lakehouse.tables import (
     DEAD_LETTER_QUEUE,
     DELIVERIES_RAW,
@@ -21,7 +20,6 @@ from foodops_assets.lakehouse.tables import (
     TABLES,
 )
 from foodops_assets.operations.late_data import Step, replan
-from foodops_assets.settings import Settings
 from foodops_assets.transforms.gold import (
     DELIVERY_PERFORMANCE_DAILY_SCHEMA,
     RESTAURANT_RATINGS_DAILY_SCHEMA,
@@ -71,7 +69,7 @@ def _evaluations(result: dg.ExecuteInProcessResult) -> dict:
 
 def _rows(spark, lake, table, day=None):
     where = {"partition_date": [day]} if day else None
-    return read_delta(spark, lake.store, table, where)
+    return lake.read(spark, table, where)
 
 
 @pytest.fixture
@@ -368,9 +366,7 @@ def backfilled(tmp_path_factory, spark_resource):
     generate(landing, D1, days=3, orders_per_day=120, files_per_day=2, bad_rate=0.03, seed=3)
 
     def lake_at(name: str) -> Lake:
-        lake_dir = root / name
-        settings = Settings(landing_root=str(landing), lake_root=str(lake_dir))
-        return Lake(root=root, landing=landing, lake=lake_dir, settings=settings)
+        return Lake.under(root, landing=landing, lake=name)
 
     config = _config(max_dlq_rate=0.3, max_orphan_rate=0.25)
     a, b = lake_at("lake-a"), lake_at("lake-b")

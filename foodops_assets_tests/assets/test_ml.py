@@ -18,7 +18,6 @@ from deltalake import DeltaTable
 from foodops_assets.assets.ml import FEATURE_WINDOW_DAYS, model_path
 from foodops_assets.checks import names
 from foodops_assets.lakehouse.tables import DISH_RECOMMENDATIONS, USER_FEATURES
-from foodops_assets.settings import Settings
 from foodops_assets_tests.conftest import Lake, materialize
 from foodops_assets_tests.factories import order, review
 
@@ -133,15 +132,7 @@ def _orders_and_reviews():
 
 @pytest.fixture(scope="module")
 def ml_lake(tmp_path_factory, spark_resource):
-    root = tmp_path_factory.mktemp("ml-lake")
-    landing, lake_dir = root / "landing", root / "lake"
-    landing.mkdir()
-    lake = Lake(
-        root=root,
-        landing=landing,
-        lake=lake_dir,
-        settings=Settings(landing_root=str(landing), lake_root=str(lake_dir)),
-    )
+    lake = Lake.under(tmp_path_factory.mktemp("ml-lake"))
     restaurants, dishes, _ = _world()
     lake.land("restaurants", None, "snapshot-20261101.jsonl", restaurants)
     lake.land("dishes", None, "snapshot-20261101.jsonl", dishes)

@@ -9,7 +9,6 @@ import pytest
 from deltalake import DeltaTable
 
 from foodops_assets.checks import names
-from foodops_assets.lakehouse.spark_delta import read_delta
 from foodops_assets.lakehouse.tables import (
     CITY_HOURLY_DEMAND,
     DEAD_LETTER_QUEUE,
@@ -40,7 +39,7 @@ def _checks(result: dg.ExecuteInProcessResult) -> dict:
 
 def _rows(spark, lake, table, day=None):
     where = {"partition_date": [day]} if day else None
-    return read_delta(spark, lake.store, table, where)
+    return lake.read(spark, table, where)
 
 
 def _land_day(lake, day, good=20, name="batch-0001.jsonl", extra_lines=()):
@@ -333,9 +332,7 @@ def test_reference_snapshots_newest_wins(lake, spark_resource, spark):
     result = materialize(lake, spark_resource, ["restaurants"])
     from foodops_assets.lakehouse.tables import RESTAURANTS
 
-    assert [r.restaurant_id for r in read_delta(spark, lake.store, RESTAURANTS).collect()] == [
-        "r-7"
-    ]
+    assert [r.restaurant_id for r in lake.read(spark, RESTAURANTS).collect()] == ["r-7"]
     assert _metadata(result, "restaurants")["snapshot_file"].endswith("snapshot-20261120.jsonl")
     assert (
         json.loads(json.dumps(_metadata(result, "restaurants")["rule_failures/has_restaurant_id"]))

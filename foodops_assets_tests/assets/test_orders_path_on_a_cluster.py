@@ -21,7 +21,6 @@ from deltalake import DeltaTable
 
 from foodops_assets.checks.names import LANDING_SCHEMA
 from foodops_assets.lakehouse import tables
-from foodops_assets.settings import Settings
 from foodops_assets_tests.conftest import REPO_ROOT, Lake, subprocess_env
 from foodops_assets_tests.factories import land_reference, line, order, without
 
@@ -148,14 +147,7 @@ def test_the_orders_path_on_a_spark_cluster_equals_the_embedded_run(
     landing = tmp_path / "landing"
 
     def lake(name: str) -> Lake:
-        root = tmp_path / name
-        root.mkdir()
-        return Lake(
-            root,
-            landing,
-            root / "lake",
-            Settings(landing_root=str(landing), lake_root=str(root / "lake")),
-        )
+        return Lake.under(tmp_path / name, landing=landing)
 
     embedded, on_cluster = lake("embedded"), lake("cluster")
     _land(embedded)  # one landing zone: the same files, with the same modification times

@@ -14,7 +14,6 @@ from foodops_assets.definitions import build_definitions
 from foodops_assets.lakehouse import tables
 from foodops_assets.lakehouse.resource import LakehouseResource
 from foodops_assets.lakehouse.spark import SparkConnectUnreachable
-from foodops_assets.lakehouse.spark_delta import read_delta
 from foodops_assets_tests.factories import line, order
 
 D = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=2)
@@ -79,7 +78,7 @@ def test_a_transient_failure_is_retried_and_a_bug_fails_fast(lake, spark_resourc
     marker.touch()
     result = run(lake, spark_resource, ["orders_raw"], instance, marker)
     assert result.success and retries(result) == 1 and not marker.exists()
-    assert read_delta(spark, lake.store, tables.ORDERS_RAW).count() == 10
+    assert lake.read(spark, tables.ORDERS_RAW).count() == 10
 
     # a bug (a KeyError) is not retried, and the failure names it
     marker.touch()

@@ -1,88 +1,13 @@
-"""Partition writes: one atomic, idempotent predicate overwrite, guarded."""
+"""The delta-rs store: partition predicates, reads, time travel, the log's statistics."""
 
 import datetime as dt
 
 import pyarrow as pa
 import pytest
-from deltalake import DeltaTable
-from pyspark.sql import functions as F
 
-from foodops_assets.lakehouse.delta import DeltaStore, PredicateError, partition_predicate
-from foodops_assets.lakehouse.spark_delta import read_delta, write_partitions
-from foodops_assets.lakehouse.tables import DEAD_LETTER_QUEUE, TableRef
-
-T = TableRef("silver", "things", ("partition_date",))
-D1, D2, D3 = dt.date(2026, 11, 19), dt.date(2026, 11, 20), dt.date(2026, 11, 21)
-
-
-def _df(spark, rows):
-    return spark.createDataFrame(rows, "id string, n int, partition_date date")
-
-
-def _content(spark, store, table=T):
-    return sorted(tuple(r) for r in read_delta(spark, store, table).collect())
-
-
-def test_rewriting_a_partition_is_idempotent_and_leaves_other_partitions_alone(spark, tmp_path):
-    store = DeltaStore(str(tmp_path))
-    write_partitions(
-        _df(spark, [("a", 1, D1), ("b", 2, D2), ("c", 3, D3)]),
-        store,
-        T,
-        {"partition_date": [D1, D2, D3]},
-    )
-    first = write_partitions(
-        _df(spark, [("b", 20, D2), ("b2", 21, D2)]), store, T, {"partition_date": [D2]}
-    )
-    after_first = _content(spark, store)
-    second = write_partitions(
-        _df(spark, [("b", 20, D2), ("b2", 21, D2)]), store, T, {"partition_date": [D2]}
-    )
-    assert (
-        _content(spark, store)
-        == after_first
-        == [
-            ("a", 1, D1),
-            ("b", 20, D2),
-            ("b2", 21, D2),
-            ("c", 3, D3),
-        ]
-    )
-    assert (first.version, second.version) == (1, 2)
-    assert second.previous_version == 1 and second.rows_written == 2
-    # each partition write is one commit, with the predicate recorded in the Delta log
-    history = DeltaTable(store.uri(T)).history(1)[0]
-    assert history["operation"] == "WRITE"
-    assert "partition_date" in history["operationParameters"]["predicate"]
-
-
-def test_a_predicate_on_a_non_partition_column_fails_and_the_table_is_untouched(spark, tmp_path):
-    store = DeltaStore(str(tmp_path))
-    write_partitions(
-        _df(spark, [("a", 1, D1), ("b", 2, D2)]), store, T, {"partition_date": [D1, D2]}
-    )
-    before = (store.version(T), _content(spark, store))
-    with pytest.raises(PredicateError, match="does not match the partition columns"):
-        write_partitions(_df(spark, [("a", 9, D1)]), store, T, {"id": ["a"]})
-    with pytest.raises(PredicateError, match="must name the partition_date values"):
-        write_partitions(
-            _df(spark, [("a", 9, D1)]), store, DEAD_LETTER_QUEUE, {"source": ["orders"]}
-        )
-    assert (store.version(T), _content(spark, store)) == before
-
-
-def test_rows_outside_the_predicate_are_refused_and_the_table_is_untouched(spark, tmp_path):
-    store = DeltaStore(str(tmp_path))
-    write_partitions(
-        _df(spark, [("a", 1, D1), ("b", 2, D2)]), store, T, {"partition_date": [D1, D2]}
-    )
-    before = (store.version(T), _content(spark, store))
-    with pytest.raises(Exception, match="(?i)invalid data|predicate"):
-        # claims to replace D1 but carries a D2 row: would silently destroy D2's old rows
-        write_partitions(
-            _df(spark, [("a", 9, D1), ("x", 9, D2)]), store, T, {"partition_date": [D1]}
-        )
-    assert (store.version(T), _content(spark, store)) == before
+from foodops_assets.lakehouse.delta import PredicateError, partition_predicate
+from foodops_assets.lakehouse.tables import DEAD_LETTER_QUEUE
+from foodops_assets_tests.lakehouse.things import D1, D2, D3, T, content, things
 
 
 def test_partition_values_are_validated_never_spliced(spark):
@@ -98,61 +23,22 @@ def test_partition_values_are_validated_never_spliced(spark):
     )
 
 
-def test_dlq_rewrite_replaces_only_that_sources_rows_of_that_partition(spark, tmp_path):
-    store = DeltaStore(str(tmp_path))
-
-    def dlq(source, day, raw):
-        return spark.createDataFrame([(source, raw)], "source string, raw string").withColumn(
-            "partition_date", F.lit(day)
-        )
-
-    write_partitions(
-        dlq("orders", D1, "o1"),
-        store,
-        DEAD_LETTER_QUEUE,
-        {"partition_date": [D1], "source": ["orders"]},
+def test_reads_with_a_partition_filter_and_time_travel_restore(spark, lake):
+    store, writer = lake.store, lake.writer("arrow")
+    writer.write_partitions(
+        things(spark, [("a", 1, D1), ("b", 2, D2)]), T, {"partition_date": [D1, D2]}
     )
-    write_partitions(
-        dlq("reviews", D1, "r1"),
-        store,
-        DEAD_LETTER_QUEUE,
-        {"partition_date": [D1], "source": ["reviews"]},
-    )
-    write_partitions(
-        dlq("orders", D2, "o2"),
-        store,
-        DEAD_LETTER_QUEUE,
-        {"partition_date": [D2], "source": ["orders"]},
-    )
-    write_partitions(
-        dlq("orders", D1, "o1-new"),
-        store,
-        DEAD_LETTER_QUEUE,
-        {"partition_date": [D1], "source": ["orders"]},
-    )
-    rows = sorted(
-        (r.source, r.raw, r.partition_date)
-        for r in read_delta(spark, store, DEAD_LETTER_QUEUE).collect()
-    )
-    assert rows == [("orders", "o1-new", D1), ("orders", "o2", D2), ("reviews", "r1", D1)]
-
-
-def test_reads_with_a_partition_filter_and_time_travel_restore(spark, tmp_path):
-    store = DeltaStore(str(tmp_path))
-    write_partitions(
-        _df(spark, [("a", 1, D1), ("b", 2, D2)]), store, T, {"partition_date": [D1, D2]}
-    )
-    write_partitions(_df(spark, [("b", 99, D2)]), store, T, {"partition_date": [D2]})
-    only_d2 = read_delta(spark, store, T, {"partition_date": [D2]}).collect()
+    writer.write_partitions(things(spark, [("b", 99, D2)]), T, {"partition_date": [D2]})
+    only_d2 = lake.read(spark, T, {"partition_date": [D2]}).collect()
     assert [(r.id, r.n) for r in only_d2] == [("b", 99)]
     store.restore(T, 0)
-    assert _content(spark, store) == [("a", 1, D1), ("b", 2, D2)]
+    assert content(spark, lake) == [("a", 1, D1), ("b", 2, D2)]
     assert store.version(T) == 2  # a restore is itself a new version
 
 
-def test_column_stats_sum_the_logs_file_statistics_of_the_named_partitions(tmp_path):
+def test_column_stats_sum_the_logs_file_statistics_of_the_named_partitions(lake):
     # bronze's line accounting reads these instead of scanning the table
-    store = DeltaStore(str(tmp_path))
+    store, writer = lake.store, lake.writer("arrow")
     rows = pa.table(
         {
             "id": ["a", None, "c", "d", None],
@@ -160,8 +46,8 @@ def test_column_stats_sum_the_logs_file_statistics_of_the_named_partitions(tmp_p
             "partition_date": [D1, D1, D1, D2, D2],
         }
     )
-    store.replace_partitions(rows, T, {"partition_date": [D1, D2]})
-    store.replace_partitions(rows.slice(3), T, {"partition_date": [D2]})  # a second file
+    writer.write_partitions(rows, T, {"partition_date": [D1, D2]})
+    writer.write_partitions(rows.slice(3), T, {"partition_date": [D2]})  # a second file
 
     d1 = store.column_stats(T, {"partition_date": [D1]})
     assert (d1.rows, d1.non_null("id")) == (3, 2)

@@ -56,10 +56,7 @@ def _tick(settings: Settings, name: str, instance, cursor):
 
 @pytest.fixture(scope="module")
 def materialised(tmp_path_factory, spark_resource):
-    root = tmp_path_factory.mktemp("observability")
-    landing, lake_dir = root / "landing", root / "lake"
-    landing.mkdir()
-    lake = Lake(root, landing, lake_dir, Settings(str(landing), str(lake_dir)))
+    lake = Lake.under(tmp_path_factory.mktemp("observability"))
     land_reference(lake)
     lake.land(
         "orders",

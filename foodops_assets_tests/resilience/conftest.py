@@ -8,20 +8,13 @@ import shutil
 import pytest
 
 from foodops_assets.lakehouse.tables import DISHES, RESTAURANTS
-from foodops_assets.settings import Settings
 from foodops_assets_tests.conftest import Lake, materialize
 from foodops_assets_tests.factories import land_reference
 
 
 @pytest.fixture(scope="session")
 def reference_lake(tmp_path_factory, spark_resource) -> Lake:
-    root = tmp_path_factory.mktemp("reference")
-    lake = Lake(
-        root,
-        root / "landing",
-        root / "lake",
-        Settings(landing_root=str(root / "landing"), lake_root=str(root / "lake")),
-    )
+    lake = Lake.under(tmp_path_factory.mktemp("reference"))
     land_reference(lake)
     assert materialize(lake, spark_resource, ["restaurants", "dishes"]).success
     return lake

@@ -20,7 +20,6 @@ import dagster as dg
 import pytest
 
 from foodops_assets.lakehouse.tables import DEAD_LETTER_QUEUE, ORDERS_RAW, ORDERS_VALID
-from foodops_assets.settings import Settings
 from foodops_assets_tests.conftest import Lake, materialize
 from foodops_assets_tests.factories import order
 
@@ -57,12 +56,8 @@ RECORD_LINES = {
 
 @pytest.fixture(scope="module")
 def corpus_run(tmp_path_factory, spark_resource, with_reference):
-    root = tmp_path_factory.mktemp("corpus")
-    landing, lake_dir = root / "landing", root / "lake"
-    lake = Lake(
-        root, landing, lake_dir, Settings(landing_root=str(landing), lake_root=str(lake_dir))
-    )
-    day_dir = landing / "orders" / f"date={DAY.isoformat()}"
+    lake = Lake.under(tmp_path_factory.mktemp("corpus"))
+    day_dir = lake.landing / "orders" / f"date={DAY.isoformat()}"
     day_dir.mkdir(parents=True)
     for name in ("records.jsonl", "bom.jsonl", "crlf.jsonl", "empty.jsonl"):
         shutil.copyfile(CORPUS / name, day_dir / name)
@@ -94,7 +89,7 @@ def corpus_run(tmp_path_factory, spark_resource, with_reference):
     by_line = lambda t: {(Path(r["source_file"]).name, r["source_line"]): r for r in t.to_pylist()}  # noqa: E731
     return {
         "result": result,
-        "landing": landing,
+        "landing": lake.landing,
         "bronze": by_line(store.to_arrow(ORDERS_RAW, where)),
         "silver": by_line(store.to_arrow(ORDERS_VALID, where)),
         "dlq": by_line(store.to_arrow(DEAD_LETTER_QUEUE, where)),

@@ -13,6 +13,7 @@ import multiprocessing as mp
 import time
 
 from foodops_assets.lakehouse.delta import DeltaStore
+from foodops_assets.lakehouse.writers import arrow
 from foodops_assets_tests.resilience.writers import DLQ_LIKE, RACE, ROWS, rows, write_at
 
 D1, D2 = dt.date(2026, 11, 19), dt.date(2026, 11, 20)
@@ -51,7 +52,7 @@ def _by_partition(store, table, cols=("partition_date",)):
 def test_two_writers_on_one_partition_never_mix_it(tmp_path):
     root = str(tmp_path / "lake")
     store = DeltaStore(root)
-    store.replace_partitions(rows("before", D1), RACE, {"partition_date": [D1]})
+    arrow.Writer(store).write_partitions(rows("before", D1), RACE, {"partition_date": [D1]})
     outcomes = _race(root, RACE, [("A", {"partition_date": [D1]}), ("B", {"partition_date": [D1]})])
 
     [(writers_in_partition)] = [_by_partition(store, RACE)[(D1,)]]
@@ -76,9 +77,9 @@ def test_writers_on_other_partitions_both_commit(tmp_path):
     root = str(tmp_path / "lake")
     store = DeltaStore(root)
     for day in (D1, D2):
-        store.replace_partitions(rows("before", day), RACE, {"partition_date": [day]})
+        arrow.Writer(store).write_partitions(rows("before", day), RACE, {"partition_date": [day]})
     for source in ("orders", "reviews"):
-        store.replace_partitions(
+        arrow.Writer(store).write_partitions(
             rows("before", D2, source), DLQ_LIKE, {"partition_date": [D2], "source": [source]}
         )
     # at the same instant: a backfill rewrites D1 while the daily run writes D2, and two

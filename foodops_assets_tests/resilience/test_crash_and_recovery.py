@@ -27,7 +27,6 @@ from foodops_assets.lakehouse.tables import (
     ORDERS_VALID,
     RESTAURANTS,
 )
-from foodops_assets.settings import Settings
 from foodops_assets_tests.conftest import REPO_ROOT, Lake, materialize, subprocess_env
 from foodops_assets_tests.factories import line, order
 
@@ -37,13 +36,7 @@ SECRET = "dapi-not-a-real-token-4242"
 
 
 def _lake(root: Path, landing: Path | None = None) -> Lake:
-    landing = landing or root / "landing"
-    return Lake(
-        root,
-        landing,
-        root / "lake",
-        Settings(landing_root=str(landing), lake_root=str(root / "lake")),
-    )
+    return Lake.under(root, landing=landing)
 
 
 def _content(lake: Lake, table) -> list[tuple]:

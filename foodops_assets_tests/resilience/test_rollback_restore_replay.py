@@ -27,7 +27,6 @@ from foodops_assets.lakehouse.tables import (
 from foodops_assets.operations.dlq_replay import DLQ_REPLAY_JOB, export_dlq
 from foodops_assets.operations.rerun import reconstructable_job
 from foodops_assets.operations.restore import RESTORE_JOB
-from foodops_assets.settings import Settings
 from foodops_assets_tests.conftest import Lake, materialize
 from foodops_assets_tests.factories import line, order, without
 
@@ -38,13 +37,7 @@ WHERE = {"partition_date": [DAY]}
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory, spark_resource, with_reference) -> Lake:
-    root = tmp_path_factory.mktemp("rollback")
-    lake = Lake(
-        root,
-        root / "landing",
-        root / "lake",
-        Settings(landing_root=str(root / "landing"), lake_root=str(root / "lake")),
-    )
+    lake = Lake.under(tmp_path_factory.mktemp("rollback"))
     with_reference(lake)
     good = [line(order(n, day=DAY)) for n in range(1, 21)]
     bad = [

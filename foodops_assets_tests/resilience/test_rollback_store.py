@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from foodops_assets.lakehouse.delta import DeltaStore
+from foodops_assets.lakehouse.writers import arrow
 from foodops_assets_tests.resilience.writers import RACE, rows
 
 D1, D2 = dt.date(2026, 11, 19), dt.date(2026, 11, 20)
@@ -23,13 +24,15 @@ def _writers(store):
 def _store(tmp_path):
     store = DeltaStore(str(tmp_path / "lake"))
     for day in (D1, D2):
-        store.replace_partitions(rows("good", day, n=5), RACE, {"partition_date": [day]})
+        arrow.Writer(store).write_partitions(
+            rows("good", day, n=5), RACE, {"partition_date": [day]}
+        )
     return store
 
 
 def test_nobody_committed_since_so_the_table_is_restored(tmp_path):
     store = _store(tmp_path)
-    bad = store.replace_partitions(rows("bad", D2, n=7), RACE, {"partition_date": [D2]})
+    bad = arrow.Writer(store).write_partitions(rows("bad", D2, n=7), RACE, {"partition_date": [D2]})
     done = store.rollback(RACE, bad, {"partition_date": [D2]}, reason="check failed")
     assert done.restored_to == bad.previous_version and done.rolled_back_from == bad.version
     assert done.live_version == bad.version + 1 and "restored race to version" in done.action
@@ -39,8 +42,8 @@ def test_nobody_committed_since_so_the_table_is_restored(tmp_path):
 
 def test_others_committed_elsewhere_so_only_the_partition_is_rewritten(tmp_path):
     store = _store(tmp_path)
-    bad = store.replace_partitions(rows("bad", D2, n=7), RACE, {"partition_date": [D2]})
-    store.replace_partitions(rows("backfill", D1, n=3), RACE, {"partition_date": [D1]})
+    bad = arrow.Writer(store).write_partitions(rows("bad", D2, n=7), RACE, {"partition_date": [D2]})
+    arrow.Writer(store).write_partitions(rows("backfill", D1, n=3), RACE, {"partition_date": [D1]})
     done = store.rollback(RACE, bad, {"partition_date": [D2]}, reason="check failed")
     assert "rewrote partition_date IN ('2026-11-20')" in done.action
     # the other writer's newer partition is kept; ours is back to its good rows
@@ -49,8 +52,10 @@ def test_others_committed_elsewhere_so_only_the_partition_is_rewritten(tmp_path)
 
 def test_somebody_rewrote_the_partition_since_so_nothing_is_touched(tmp_path):
     store = _store(tmp_path)
-    bad = store.replace_partitions(rows("bad", D2, n=7), RACE, {"partition_date": [D2]})
-    newer = store.replace_partitions(rows("newer", D2, n=4), RACE, {"partition_date": [D2]})
+    bad = arrow.Writer(store).write_partitions(rows("bad", D2, n=7), RACE, {"partition_date": [D2]})
+    newer = arrow.Writer(store).write_partitions(
+        rows("newer", D2, n=4), RACE, {"partition_date": [D2]}
+    )
     done = store.rollback(RACE, bad, {"partition_date": [D2]}, reason="check failed")
     assert done.live_version == newer.version and done.restored_to is None
     assert "not rolled back" in done.action and str(newer.version) in done.action

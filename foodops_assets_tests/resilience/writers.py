@@ -1,5 +1,5 @@
 """A writer process for the concurrency tests: replaces one partition of a table through
-DeltaStore at an agreed instant, and reports how it ended (no Spark: delta-rs only)."""
+the arrow writer at an agreed instant, and reports how it ended (no Spark: delta-rs only)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from foodops_assets.lakehouse.delta import DeltaStore
 from foodops_assets.lakehouse.tables import TableRef
+from foodops_assets.lakehouse.writers import arrow
 
 RACE = TableRef("silver", "race", ("partition_date",))
 DLQ_LIKE = TableRef("silver", "race_dlq", ("partition_date", "source"))
@@ -30,7 +31,7 @@ def write_at(lake_root, table, writer, where, start, results) -> None:
     while time.time() < start:
         time.sleep(0.001)
     try:
-        DeltaStore(lake_root).replace_partitions(data, table, where)
+        arrow.Writer(DeltaStore(lake_root)).write_partitions(data, table, where)
         results.put((writer, "ok", ""))
     except Exception as exc:  # noqa: BLE001 - reported to the test
         results.put((writer, type(exc).__name__, str(exc)))

@@ -42,20 +42,11 @@ from deltalake import CommitProperties, DeltaTable, Schema
 from deltalake.transaction import AddAction, create_table_with_add_actions
 from pyarrow import fs as pafs
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
-from pyspark.sql.pandas.types import from_arrow_type, to_arrow_schema
 
-from .delta import (
-    DeltaStore,
-    PartitionValues,
-    PredicateError,
-    WriteResult,
-    is_widening,
-    partition_predicate,
-)
-from .tables import TableRef
+from ..delta import DeltaStore, PredicateError, partition_text
+from ..tables import TableRef
+from .base import Commit, DeltaWriter, RefusedWrite, arrow_schema_of, type_key
 
-WRITER = "spark_files"
 STAGING_DIR = "_foodops_staging"
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 # the prefix length delta-rs keeps for string statistics
@@ -63,7 +54,7 @@ STRING_STATS_PREFIX = 64
 _TIMESTAMP_CONF = "spark.sql.parquet.outputTimestampType"
 
 
-class StagedWriteError(ValueError):
+class StagedWriteError(RefusedWrite):
     """What the cluster wrote cannot be committed (wrong partitions or schema)."""
 
 
@@ -76,140 +67,58 @@ class StagedFile:
     mtime_ms: int
 
 
-def write_partitions(
-    df: DataFrame,
-    store: DeltaStore,
-    table: TableRef,
-    where: PartitionValues,
-    *,
-    description: str | None = None,
-    commit_metadata: Mapping[str, Any] | None = None,
-) -> WriteResult:
-    """Replace exactly the partitions in ``where`` with the rows of ``df``, in one commit."""
-    predicate = partition_predicate(table, where)
-    allowed = {column: {_partition_string(v) for v in values} for column, values in where.items()}
-    return _write(
-        df,
-        store,
-        table,
-        allowed=allowed,
-        predicate=predicate,
-        partitions=[str(v) for v in where[table.partition_by[0]]],
-        description=description,
-        commit_metadata=commit_metadata,
-    )
+class Writer(DeltaWriter):
+    name = "spark_files"
 
-
-def write_table(
-    df: DataFrame,
-    store: DeltaStore,
-    table: TableRef,
-    *,
-    description: str | None = None,
-    commit_metadata: Mapping[str, Any] | None = None,
-) -> WriteResult:
-    """Replace the whole content of an unpartitioned table, in one commit."""
-    if table.is_partitioned:
-        raise PredicateError(
-            f"table {table.name} is partitioned: replace named partitions, never the whole table"
+    def commit(self, rows: DataFrame, plan: Commit) -> tuple[int, int]:
+        table, store = plan.table, self.store
+        missing = [c for c in table.partition_by if c not in rows.columns]
+        if missing:
+            raise StagedWriteError(f"{table.name}: the rows have no partition column {missing}")
+        allowed = {c: {partition_text(v) for v in vs} for c, vs in (plan.where or {}).items()}
+        data_schema = pa.schema(
+            [f for f in arrow_schema_of(rows) if f.name not in table.partition_by]
         )
-    return _write(
-        df,
-        store,
-        table,
-        allowed={},
-        predicate=None,
-        partitions=[],
-        description=description,
-        commit_metadata=commit_metadata,
-    )
-
-
-def _write(
-    df: DataFrame,
-    store: DeltaStore,
-    table: TableRef,
-    *,
-    allowed: Mapping[str, set[str]],
-    predicate: str | None,
-    partitions: list[str],
-    description: str | None,
-    commit_metadata: Mapping[str, Any] | None,
-) -> WriteResult:
-    uri = store.uri(table)
-    existing = _open(store, table)
-    if existing is not None:
-        actual = list(existing.metadata().partition_columns)
-        if actual != list(table.partition_by):
-            raise PredicateError(
-                f"{uri} is partitioned by {actual}, expected {list(table.partition_by)}: "
-                "refusing to write"
-            )
-    missing = [c for c in table.partition_by if c not in df.columns]
-    if missing:
-        raise StagedWriteError(f"{table.name}: the rows have no partition column {missing}")
-
-    full_schema = to_arrow_schema(
-        df.schema, error_on_duplicated_field_names_in_struct=True, timezone="UTC"
-    )
-    if existing is not None:
-        # a contract that widened a column: the table takes the wider type first (one
-        # rewrite commit); rows narrower than the table are cast up to its type
-        if store.widen_types(table, full_schema, commit_metadata):
-            existing = _open(store, table)
-        df, full_schema = _cast_up_to(df, full_schema, existing, table)
-    data_schema = pa.schema([f for f in full_schema if f.name not in table.partition_by])
-    delta_schema = _commit_schema(full_schema, existing, table)
-
-    write_id = uuid.uuid4().hex
-    fs, table_path = _filesystem(uri)
-    staging = f"{table_path}/{STAGING_DIR}/{write_id}"
-    moved: list[str] = []
-    committed = False
-    try:
-        _spark_write(df, table, _spark_uri(uri, f"{STAGING_DIR}/{write_id}"))
-        staged = _staged_files(fs, staging, table)
-        _guard_partitions(staged, table, allowed)
-        actions = [_add_action(fs, f, data_schema, table) for f in staged]
-        for f in staged:
-            target = f"{table_path}/{f.relative}"
-            fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-            fs.move(f.staged, target)
-            moved.append(target)
-        metadata = {
-            **{k: v for k, v in (commit_metadata or {}).items() if v is not None},
-            "foodops_writer": WRITER,
-            "foodops_write_id": write_id,
-        }
-        if predicate:
-            metadata["foodops_predicate"] = predicate
+        existing = plan.before.snapshot if plan.before else None
+        write_id = uuid.uuid4().hex
+        fs, table_path = _filesystem(store.uri(table))
+        staging = f"{table_path}/{STAGING_DIR}/{write_id}"
+        moved: list[str] = []
+        committed = False
         try:
-            _commit(store, table, existing, actions, delta_schema, allowed, description, metadata)
-        except Exception:
-            # a commit that failed on the way back may still have landed: never
-            # delete files that the log now references
-            committed = _committed(store, table, write_id)
+            _spark_write(rows, table, _spark_uri(store.uri(table), f"{STAGING_DIR}/{write_id}"))
+            staged = _staged_files(fs, staging, table)
+            _guard_partitions(staged, table, allowed)
+            actions = [_add_action(fs, f, data_schema, table) for f in staged]
+            for f in staged:
+                target = f"{table_path}/{f.relative}"
+                fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+                fs.move(f.staged, target)
+                moved.append(target)
+            if plan.hang:
+                plan.hang()  # a drill: killed with the files in place, before the commit
+            metadata = {**plan.metadata, "foodops_write_id": write_id}
+            schema = Schema.from_arrow(plan.schema)
+            try:
+                _commit(
+                    store, table, existing, actions, schema, allowed, plan.description, metadata
+                )
+            except Exception:
+                # a commit that failed on the way back may still have landed: never
+                # delete files that the log now references
+                committed = _committed(store, table, write_id)
+                if not committed:
+                    raise
+            committed = True
+        finally:
             if not committed:
-                raise
-        committed = True
-    finally:
-        if not committed:
-            for path in moved:
-                _delete_file(fs, path)
-        # only this write's own directory: the staging root stays, as other writers of the
-        # same table (the dead-letter queue's sources) may be staging in it right now
-        _delete_dir(fs, staging)
-
-    after = DeltaTable(uri, storage_options=store.storage_options)
-    return WriteResult(
-        table_uri=uri,
-        version=after.version(),
-        previous_version=existing.version() if existing is not None else None,
-        rows_written=sum(json.loads(a.stats)["numRecords"] for a in actions),
-        predicate=predicate,
-        partitions=partitions,
-        writer=WRITER,
-    )
+                for path in moved:
+                    _delete_file(fs, path)
+            # only this write's own directory: the staging root stays, as other writers of the
+            # same table (the dead-letter queue's sources) may be staging in it right now
+            _delete_dir(fs, staging)
+        after = DeltaTable(store.uri(table), storage_options=store.storage_options)
+        return after.version(), sum(json.loads(a.stats)["numRecords"] for a in actions)
 
 
 # -- Spark side -------------------------------------------------------------------------
@@ -329,27 +238,14 @@ def _add_action(
 def _check_schema(
     file_schema: pa.Schema, expected: pa.Schema, f: StagedFile, table: TableRef
 ) -> None:
-    got = [(fld.name, _type_key(fld.type)) for fld in file_schema]
-    want = [(fld.name, _type_key(fld.type)) for fld in expected]
+    got = [(fld.name, type_key(fld.type)) for fld in file_schema]
+    want = [(fld.name, type_key(fld.type)) for fld in expected]
     if got != want:
         raise StagedWriteError(
             f"refusing to write {table.name}: {f.relative} has the columns "
             f"{', '.join(f'{n} {k}' for n, k in got)}; expected "
             f"{', '.join(f'{n} {k}' for n, k in want)}. Nothing was committed."
         )
-
-
-def _type_key(t: pa.DataType) -> str:
-    """A type's identity for the schema check: list item names and nullability aside."""
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        return f"list<{_type_key(t.value_type)}>"
-    if pa.types.is_struct(t):
-        return "struct<" + ", ".join(f"{f.name}: {_type_key(f.type)}" for f in t) + ">"
-    if pa.types.is_map(t):
-        return f"map<{_type_key(t.key_type)}, {_type_key(t.item_type)}>"
-    if pa.types.is_large_string(t):
-        return "string"
-    return str(t)
 
 
 # -- statistics from the footers ---------------------------------------------------------------
@@ -446,48 +342,6 @@ def _stat_value(value: Any, t: pa.DataType, bound: str) -> Any:
 # -- the commit ---------------------------------------------------------------------------------
 
 
-def _cast_up_to(
-    df: DataFrame, rows: pa.Schema, existing: DeltaTable, table: TableRef
-) -> tuple[DataFrame, pa.Schema]:
-    """``df`` with the columns the table stores in a wider type cast up to it (the values
-    are unchanged; the Parquet files then carry the table's type)."""
-    current = {f.name: f.type for f in pa.schema(existing.schema().to_arrow())}
-    wider = {
-        f.name: current[f.name] for f in rows if is_widening(f.type, current.get(f.name, f.type))
-    }
-    if not wider:
-        return df, rows
-    df = df.select(
-        *[
-            F.col(c).cast(from_arrow_type(wider[c])).alias(c) if c in wider else F.col(c)
-            for c in df.columns
-        ]
-    )
-    return df, to_arrow_schema(
-        df.schema, error_on_duplicated_field_names_in_struct=True, timezone="UTC"
-    )
-
-
-def _commit_schema(full: pa.Schema, existing: DeltaTable | None, table: TableRef) -> Schema:
-    """The table schema after the write: the current one plus any new columns (as the
-    Arrow writer's ``schema_mode="merge"`` would); a changed column type is refused."""
-    if existing is None:
-        return Schema.from_arrow(full)
-    current = pa.schema(existing.schema().to_arrow())
-    by_name = {f.name: f for f in current}
-    merged = list(current)
-    for field in full:
-        old = by_name.get(field.name)
-        if old is None:
-            merged.append(field)
-        elif _type_key(old.type) != _type_key(field.type):
-            raise StagedWriteError(
-                f"refusing to write {table.name}: column {field.name} is {old.type} in the table "
-                f"but {field.type} in the rows"
-            )
-    return Schema.from_arrow(pa.schema(merged))
-
-
 def _commit(
     store: DeltaStore,
     table: TableRef,
@@ -529,16 +383,6 @@ def _committed(store: DeltaStore, table: TableRef, write_id: str) -> bool:
     except Exception:
         return False
     return any(entry.get("foodops_write_id") == write_id for entry in latest)
-
-
-def _open(store: DeltaStore, table: TableRef) -> DeltaTable | None:
-    if not store.exists(table):
-        return None
-    return DeltaTable(store.uri(table), storage_options=store.storage_options)
-
-
-def _partition_string(value: dt.date | str) -> str:
-    return value.isoformat() if isinstance(value, dt.date) else str(value)
 
 
 def _delete_file(fs: pafs.FileSystem, path: str) -> None:

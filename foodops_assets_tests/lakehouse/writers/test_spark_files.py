@@ -16,16 +16,10 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
-from foodops_assets.lakehouse import spark_files
-from foodops_assets.lakehouse.delta import DeltaStore, PredicateError
-from foodops_assets.lakehouse.delta_spark import DeltaSparkUnavailable
-from foodops_assets.lakehouse.spark_delta import (
-    read_delta,
-    rows_for_write,
-    write_partitions,
-    write_table,
-)
+from foodops_assets.lakehouse.delta import PredicateError
 from foodops_assets.lakehouse.tables import DEAD_LETTER_QUEUE, TableRef
+from foodops_assets.lakehouse.writers import spark_files
+from foodops_assets_tests.conftest import Lake
 
 T = TableRef("silver", "things", ("partition_date",))
 SNAPSHOT = TableRef("bronze", "snapshot")
@@ -92,12 +86,13 @@ def _files_on_disk(root: Path) -> set[str]:
 
 
 def test_arrow_and_spark_files_give_the_same_table(spark, tmp_path):
-    arrow, files = DeltaStore(str(tmp_path / "arrow")), DeltaStore(str(tmp_path / "files"))
+    lakes = {w: Lake.under(tmp_path / w) for w in ("arrow", "spark_files")}
+    arrow, files = lakes["arrow"].store, lakes["spark_files"].store
     first = _df(spark, _rows(D1, 40) + _rows(D2, 30))
     second = _df(spark, _rows(D2, 25, offset=100))
-    for store, writer in ((arrow, "arrow"), (files, "spark_files")):
-        w1 = write_partitions(first, store, T, {"partition_date": [D1, D2]}, writer=writer)
-        w2 = write_partitions(second, store, T, {"partition_date": [D2]}, writer=writer)
+    for writer, lake in lakes.items():
+        w1 = lake.writer(writer).write_partitions(first, T, {"partition_date": [D1, D2]})
+        w2 = lake.writer(writer).write_partitions(second, T, {"partition_date": [D2]})
         assert (w1.writer, w2.writer) == (writer, writer)
         assert (w1.version, w2.version, w2.previous_version) == (0, 1, 0)
         assert (w1.rows_written, w2.rows_written) == (70, 25)
@@ -108,8 +103,8 @@ def test_arrow_and_spark_files_give_the_same_table(spark, tmp_path):
     assert DeltaTable(files.uri(T)).schema() == DeltaTable(arrow.uri(T)).schema()
     assert DeltaTable(files.uri(T)).metadata().partition_columns == ["partition_date"]
     # ... and Spark through the snapshot's file list
-    assert sorted(read_delta(spark, files, T).collect()) == sorted(
-        read_delta(spark, arrow, T).collect()
+    assert sorted(lakes["spark_files"].read(spark, T).collect()) == sorted(
+        lakes["arrow"].read(spark, T).collect()
     )
     # the add actions carry the same statistics, read from the Parquet footers
     assert _stats_by_partition(files) == _stats_by_partition(arrow)
@@ -121,44 +116,38 @@ def test_arrow_and_spark_files_give_the_same_table(spark, tmp_path):
 def test_rows_collected_for_the_arrow_writer_are_written_as_the_dataframe_would_be(spark, tmp_path):
     # silver collects its rows once (pandera checks them) and writes those same rows
     df = _df(spark, _rows(D1, 40) + _rows(D2, 30))
-    rows = rows_for_write(df, "arrow")
+    collected, direct = Lake.under(tmp_path / "rows"), Lake.under(tmp_path / "df")
+    rows = collected.resource(delta_writer="arrow").rows_for_write(df)
     assert isinstance(rows, pa.Table) and rows.num_rows == 70
-    assert rows_for_write(df, "spark_files") is df  # the cluster writes, nothing collected
+    # the cluster writes, nothing collected
+    assert collected.resource(delta_writer="spark_files").rows_for_write(df) is df
 
-    collected, direct = DeltaStore(str(tmp_path / "rows")), DeltaStore(str(tmp_path / "df"))
     where = {"partition_date": [D1, D2]}
-    w = write_partitions(rows, collected, T, where, writer="arrow")
-    write_partitions(df, direct, T, where, writer="arrow")
+    w = collected.writer("arrow").write_partitions(rows, T, where)
+    direct.writer("arrow").write_partitions(df, T, where)
     assert (w.writer, w.version, w.rows_written) == ("arrow", 0, 70)
-    assert _delta_rs_content(collected).equals(_delta_rs_content(direct))
+    assert _delta_rs_content(collected.store).equals(_delta_rs_content(direct.store))
     # delta-rs's predicate guard holds for collected rows too: D2 rows are refused under D1
     with pytest.raises(Exception, match="(?i)invalid data|predicate"):
-        write_partitions(rows, collected, T, {"partition_date": [D1]}, writer="arrow")
-    assert DeltaTable(collected.uri(T)).version() == 0
+        collected.writer("arrow").write_partitions(rows, T, {"partition_date": [D1]})
+    assert DeltaTable(collected.store.uri(T)).version() == 0
 
 
-def test_a_spark_files_write_is_one_idempotent_commit_of_only_the_named_partitions(spark, tmp_path):
-    store = DeltaStore(str(tmp_path))
-    write_partitions(
+def test_a_spark_files_write_is_one_idempotent_commit_of_only_the_named_partitions(spark, lake):
+    store = lake.store
+    lake.writer("spark_files").write_partitions(
         _df(spark, _rows(D1, 10) + _rows(D2, 10) + _rows(D3, 10)),
-        store,
         T,
         {"partition_date": [D1, D2, D3]},
-        writer="spark_files",
     )
     table_dir = Path(store.uri(T))
     d1_files = sorted(p.name for p in (table_dir / "partition_date=2026-11-19").glob("*.parquet"))
     redo = _df(spark, _rows(D2, 7, offset=50))
-    first = write_partitions(
-        redo,
-        store,
-        T,
-        {"partition_date": [D2]},
-        writer="spark_files",
-        commit_metadata={"dagster_run_id": "run-1"},
+    first = lake.writer("spark_files").write_partitions(
+        redo, T, {"partition_date": [D2]}, commit_metadata={"dagster_run_id": "run-1"}
     )
     after_first = _delta_rs_content(store)
-    second = write_partitions(redo, store, T, {"partition_date": [D2]}, writer="spark_files")
+    second = lake.writer("spark_files").write_partitions(redo, T, {"partition_date": [D2]})
 
     assert _delta_rs_content(store).equals(after_first)
     assert after_first.num_rows == 27
@@ -180,47 +169,37 @@ def test_a_spark_files_write_is_one_idempotent_commit_of_only_the_named_partitio
     assert all(f.startswith("partition_date=") for f in referenced)
 
 
-def test_rows_outside_the_named_partitions_are_refused_and_nothing_is_left_behind(spark, tmp_path):
-    store = DeltaStore(str(tmp_path))
-    write_partitions(
-        _df(spark, _rows(D1, 5) + _rows(D2, 5)),
-        store,
-        T,
-        {"partition_date": [D1, D2]},
-        writer="spark_files",
+def test_rows_outside_the_named_partitions_are_refused_and_nothing_is_left_behind(spark, lake):
+    store = lake.store
+    lake.writer("spark_files").write_partitions(
+        _df(spark, _rows(D1, 5) + _rows(D2, 5)), T, {"partition_date": [D1, D2]}
     )
     table_dir = Path(store.uri(T))
     before = (store.version(T), _delta_rs_content(store), _files_on_disk(table_dir))
     # claims to replace D1 but carries a D2 row: would silently destroy D2's old rows
     with pytest.raises(PredicateError, match=r"outside the ones being replaced.*2026-11-20"):
-        write_partitions(
-            _df(spark, _rows(D1, 3) + _rows(D2, 1)),
-            store,
-            T,
-            {"partition_date": [D1]},
-            writer="spark_files",
+        lake.writer("spark_files").write_partitions(
+            _df(spark, _rows(D1, 3) + _rows(D2, 1)), T, {"partition_date": [D1]}
         )
     # a null partition value is outside every partition too
     with pytest.raises(PredicateError, match="__HIVE_DEFAULT_PARTITION__|None"):
-        write_partitions(
+        lake.writer("spark_files").write_partitions(
             _df(spark, _rows(D1, 2)).withColumn("partition_date", F.lit(None).cast("date")),
-            store,
             T,
             {"partition_date": [D1]},
-            writer="spark_files",
         )
     # a predicate on anything but the partition columns is refused before Spark runs
     with pytest.raises(PredicateError, match="does not match the partition columns"):
-        write_partitions(_df(spark, _rows(D1, 2)), store, T, {"id": ["a"]}, writer="spark_files")
+        lake.writer("spark_files").write_partitions(_df(spark, _rows(D1, 2)), T, {"id": ["a"]})
     assert store.version(T) == before[0]
     assert _delta_rs_content(store).equals(before[1])
     assert _files_on_disk(table_dir) == before[2]  # no staged or stray files
 
 
-def test_a_failed_commit_deletes_the_written_files(spark, tmp_path, monkeypatch):
-    store = DeltaStore(str(tmp_path))
-    write_partitions(
-        _df(spark, _rows(D1, 5)), store, T, {"partition_date": [D1]}, writer="spark_files"
+def test_a_failed_commit_deletes_the_written_files(spark, lake, monkeypatch):
+    store = lake.store
+    lake.writer("spark_files").write_partitions(
+        _df(spark, _rows(D1, 5)), T, {"partition_date": [D1]}
     )
     table_dir = Path(store.uri(T))
     before = (store.version(T), _files_on_disk(table_dir))
@@ -230,39 +209,14 @@ def test_a_failed_commit_deletes_the_written_files(spark, tmp_path, monkeypatch)
 
     monkeypatch.setattr(spark_files, "_commit", lost_connection)
     with pytest.raises(OSError, match="connection reset"):
-        write_partitions(
-            _df(spark, _rows(D1, 8, offset=10)),
-            store,
-            T,
-            {"partition_date": [D1]},
-            writer="spark_files",
+        lake.writer("spark_files").write_partitions(
+            _df(spark, _rows(D1, 8, offset=10)), T, {"partition_date": [D1]}
         )
     assert (store.version(T), _files_on_disk(table_dir)) == before
 
 
-def test_schema_guard_new_columns_are_merged_a_changed_type_is_refused(spark, tmp_path):
-    store = DeltaStore(str(tmp_path))
-    base = spark.createDataFrame([("a", 1, D1)], "id string, n int, partition_date date")
-    write_partitions(base, store, T, {"partition_date": [D1]}, writer="spark_files")
-    wider = spark.createDataFrame(
-        [("b", 2, "new", D2)], "id string, n int, extra string, partition_date date"
-    )
-    write_partitions(wider, store, T, {"partition_date": [D2]}, writer="spark_files")
-    assert sorted(DeltaTable(store.uri(T)).to_pyarrow_table().to_pylist(), key=str) == [
-        {"id": "a", "n": 1, "partition_date": D1, "extra": None},
-        {"id": "b", "n": 2, "partition_date": D2, "extra": "new"},
-    ]
-    before = (store.version(T), _files_on_disk(Path(store.uri(T))))
-    retyped = spark.createDataFrame(
-        [("c", "three", D1)], "id string, n string, partition_date date"
-    )
-    with pytest.raises(spark_files.StagedWriteError, match="column n is int32 in the table"):
-        write_partitions(retyped, store, T, {"partition_date": [D1]}, writer="spark_files")
-    assert (store.version(T), _files_on_disk(Path(store.uri(T)))) == before
-
-
-def test_dlq_rewrite_of_one_source_and_an_empty_write(spark, tmp_path):
-    store = DeltaStore(str(tmp_path))
+def test_dlq_rewrite_of_one_source_and_an_empty_write(spark, lake):
+    store = lake.store
 
     def dlq(source, day, raws):
         return spark.createDataFrame(
@@ -270,12 +224,8 @@ def test_dlq_rewrite_of_one_source_and_an_empty_write(spark, tmp_path):
         ).withColumn("partition_date", F.lit(day))
 
     def write(df, day, source):
-        return write_partitions(
-            df,
-            store,
-            DEAD_LETTER_QUEUE,
-            {"partition_date": [day], "source": [source]},
-            writer="spark_files",
+        return lake.writer("spark_files").write_partitions(
+            df, DEAD_LETTER_QUEUE, {"partition_date": [day], "source": [source]}
         )
 
     write(dlq("orders", D1, ["o1", "o2"]), D1, "orders")
@@ -295,19 +245,13 @@ def test_dlq_rewrite_of_one_source_and_an_empty_write(spark, tmp_path):
     assert rows == ["r1"]
 
 
-def test_an_unpartitioned_table_is_replaced_whole(spark, tmp_path):
-    store = DeltaStore(str(tmp_path))
-    write_table(
-        spark.createDataFrame([("r-1", "A")], "id string, name string"),
-        store,
-        SNAPSHOT,
-        writer="spark_files",
+def test_an_unpartitioned_table_is_replaced_whole(spark, lake):
+    store = lake.store
+    lake.writer("spark_files").write_table(
+        spark.createDataFrame([("r-1", "A")], "id string, name string"), SNAPSHOT
     )
-    result = write_table(
-        spark.createDataFrame([("r-1", "A2"), ("r-2", "B")], "id string, name string"),
-        store,
-        SNAPSHOT,
-        writer="spark_files",
+    result = lake.writer("spark_files").write_table(
+        spark.createDataFrame([("r-1", "A2"), ("r-2", "B")], "id string, name string"), SNAPSHOT
     )
     assert (result.version, result.rows_written) == (1, 2)
     assert sorted(
@@ -317,7 +261,7 @@ def test_an_unpartitioned_table_is_replaced_whole(spark, tmp_path):
         "B",
     ]
     with pytest.raises(PredicateError, match="is partitioned"):
-        write_table(_df(spark, _rows(D1, 1)), store, T, writer="spark_files")
+        lake.writer("spark_files").write_table(_df(spark, _rows(D1, 1)), T)
 
 
 def test_file_stats_follow_delta_rs_for_timestamps_and_decimals(tmp_path):
@@ -339,15 +283,3 @@ def test_file_stats_follow_delta_rs_for_timestamps_and_decimals(tmp_path):
         "nullCount": {"at": 0, "price": 0},
     }
     assert json.dumps(stats)  # JSON as the Delta log needs it
-
-
-def test_delta_spark_without_delta_on_the_classpath_fails_clearly(spark, tmp_path):
-    store = DeltaStore(str(tmp_path))
-    write_partitions(_df(spark, _rows(D1, 3)), store, T, {"partition_date": [D1]})
-    with pytest.raises(
-        DeltaSparkUnavailable, match="FOODOPS_DELTA_WRITER=delta_spark.*spark_files"
-    ):
-        write_partitions(
-            _df(spark, _rows(D1, 3)), store, T, {"partition_date": [D1]}, writer="delta_spark"
-        )
-    assert store.version(T) == 0

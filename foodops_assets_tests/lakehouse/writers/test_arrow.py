@@ -1,0 +1,94 @@
+"""The arrow writer: rows through this process as Arrow, delta-rs commits them. Each
+partition write is one atomic, idempotent predicate overwrite, guarded."""
+
+import pytest
+from deltalake import DeltaTable
+from pyspark.sql import functions as F
+
+from foodops_assets.lakehouse.delta import PredicateError
+from foodops_assets.lakehouse.tables import DEAD_LETTER_QUEUE
+from foodops_assets_tests.lakehouse.things import D1, D2, D3, T, content, things
+
+
+def test_rewriting_a_partition_is_idempotent_and_leaves_other_partitions_alone(spark, lake):
+    store, writer = lake.store, lake.writer("arrow")
+    writer.write_partitions(
+        things(spark, [("a", 1, D1), ("b", 2, D2), ("c", 3, D3)]),
+        T,
+        {"partition_date": [D1, D2, D3]},
+    )
+    first = writer.write_partitions(
+        things(spark, [("b", 20, D2), ("b2", 21, D2)]), T, {"partition_date": [D2]}
+    )
+    after_first = content(spark, lake)
+    second = writer.write_partitions(
+        things(spark, [("b", 20, D2), ("b2", 21, D2)]), T, {"partition_date": [D2]}
+    )
+    assert (
+        content(spark, lake)
+        == after_first
+        == [
+            ("a", 1, D1),
+            ("b", 20, D2),
+            ("b2", 21, D2),
+            ("c", 3, D3),
+        ]
+    )
+    assert (first.version, second.version) == (1, 2)
+    assert second.previous_version == 1 and second.rows_written == 2
+    # each partition write is one commit, with the predicate recorded in the Delta log
+    history = DeltaTable(store.uri(T)).history(1)[0]
+    assert history["operation"] == "WRITE"
+    assert "partition_date" in history["operationParameters"]["predicate"]
+
+
+def test_a_predicate_on_a_non_partition_column_fails_and_the_table_is_untouched(spark, lake):
+    store, writer = lake.store, lake.writer("arrow")
+    writer.write_partitions(
+        things(spark, [("a", 1, D1), ("b", 2, D2)]), T, {"partition_date": [D1, D2]}
+    )
+    before = (store.version(T), content(spark, lake))
+    with pytest.raises(PredicateError, match="does not match the partition columns"):
+        writer.write_partitions(things(spark, [("a", 9, D1)]), T, {"id": ["a"]})
+    with pytest.raises(PredicateError, match="must name the partition_date values"):
+        writer.write_partitions(
+            things(spark, [("a", 9, D1)]), DEAD_LETTER_QUEUE, {"source": ["orders"]}
+        )
+    assert (store.version(T), content(spark, lake)) == before
+
+
+def test_rows_outside_the_predicate_are_refused_and_the_table_is_untouched(spark, lake):
+    store, writer = lake.store, lake.writer("arrow")
+    writer.write_partitions(
+        things(spark, [("a", 1, D1), ("b", 2, D2)]), T, {"partition_date": [D1, D2]}
+    )
+    before = (store.version(T), content(spark, lake))
+    with pytest.raises(Exception, match="(?i)invalid data|predicate"):
+        # claims to replace D1 but carries a D2 row: would silently destroy D2's old rows
+        writer.write_partitions(
+            things(spark, [("a", 9, D1), ("x", 9, D2)]), T, {"partition_date": [D1]}
+        )
+    assert (store.version(T), content(spark, lake)) == before
+
+
+def test_dlq_rewrite_replaces_only_that_sources_rows_of_that_partition(spark, lake):
+    writer = lake.writer("arrow")
+
+    def dlq(source, day, raw):
+        return spark.createDataFrame([(source, raw)], "source string, raw string").withColumn(
+            "partition_date", F.lit(day)
+        )
+
+    # each write names its own source's rows of one day
+    for source, day, raw in (
+        ("orders", D1, "o1"),
+        ("reviews", D1, "r1"),
+        ("orders", D2, "o2"),
+        ("orders", D1, "o1-new"),
+    ):
+        where = {"partition_date": [day], "source": [source]}
+        writer.write_partitions(dlq(source, day, raw), DEAD_LETTER_QUEUE, where)
+    rows = sorted(
+        (r.source, r.raw, r.partition_date) for r in lake.read(spark, DEAD_LETTER_QUEUE).collect()
+    )
+    assert rows == [("orders", "o1-new", D1), ("orders", "o2", D2), ("reviews", "r1", D1)]
