@@ -257,11 +257,18 @@ def _number(env: Mapping[str, str], var: str, default, kind):
 
 
 def _valid_cron(expression: str) -> bool:
+    """Five fields Dagster accepts as a schedule (its own check, through its public API)."""
     try:
-        from dagster._utils.schedules import is_valid_cron_string
+        import dagster as dg
     except ImportError:  # a process without Dagster (a Databricks task) schedules nothing
         return True
-    return len(expression.split()) == 5 and is_valid_cron_string(expression)
+    if len(expression.split()) != 5:
+        return False
+    try:
+        dg.ScheduleDefinition(name="cron_check", cron_schedule=expression, job_name="cron_check")
+    except dg.DagsterInvalidDefinitionError:
+        return False
+    return True
 
 
 def _check_positive(var: str, value: float, minimum: float) -> None:
