@@ -1,7 +1,7 @@
 # FoodOps Lakehouse — the commands the README names.
 #   make run    install, generate 3 days of sample data, materialise every asset (the ML
 #               assets as of the last day), print a summary
-#   make test   install, run the test suite
+#   make test   install, check that the code location loads (dg check defs), run the test suite
 #   make ui     install, start the Dagster UI on http://127.0.0.1:3000 (Ctrl-C stops it)
 #   make bench  install, run the benchmark suite (BENCH_ORDERS=20000 for a quick one)
 
@@ -65,8 +65,9 @@ run: install dagster-home
 	@echo
 	@$(BIN)/foodops summary
 
-test: install
+test: install dagster-home
 	$(BIN)/ruff check foodops_assets foodops_assets_tests bench
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # foodops ui prints the URL and forwards Ctrl-C / SIGTERM to dagster dev's whole process tree

@@ -15,8 +15,9 @@ import dagster as dg
 
 from .assets.graph import lakehouse_assets, load_contracts
 from .automation.conditions import automation_sensor, with_automation
-from .automation.retries import retry_policy, with_retries
-from .automation.schedules import daily_schedule
+from .automation.freshness import asset_deadlines, with_freshness
+from .automation.retries import transient_retries
+from .automation.schedules import daily_schedule, maintenance_schedule
 from .automation.sensors import file_arrival_sensors, run_tags
 from .checks.contract_changes import check_contract_changes
 from .contracts import CONTRACTS_DIR
@@ -26,6 +27,7 @@ from .lakehouse.spark import SparkResource
 from .observability.alerts import alert_sensors, webhook_resource
 from .observability.exports import observability_sensors, upstream_assets
 from .operations.dlq_replay import dlq_replay_job
+from .operations.maintenance import lake_maintenance_job, table_policies
 from .operations.restore import restore_delta_table_job
 from .partitions import daily_partitions
 from .settings import Settings
@@ -69,30 +71,30 @@ def build_definitions(
     with warnings.catch_warnings():
         # BackfillPolicy is marked beta; single-run backfills are a deliberate choice here
         warnings.simplefilter("ignore", dg.BetaWarning)
-        assets = lakehouse_assets(contracts, daily)
         if settings.execution == "local":
             # transient failures retried with backoff and jitter; the rest fail fast
-            policy = retry_policy(settings.retry_delay_seconds)
-            assets = [
-                with_retries(a, policy) if isinstance(a, dg.AssetsDefinition) else a for a in assets
-            ]
+            assets = lakehouse_assets(
+                contracts, daily, transient_retries(settings.retry_delay_seconds)
+            )
         else:
             # the Spark assets run remotely (Databricks, or a local Pipes process)
             from .databricks.assets import run_spark_assets_on_pipes
 
             assets = run_spark_assets_on_pipes(
-                assets,
+                lakehouse_assets(contracts, daily),
                 settings,
                 contracts_dir or CONTRACTS_DIR,
                 kind="databricks" if settings.execution == "databricks" else "pipes",
             )
         assets = with_automation(assets, settings)
+        # silver and gold carry their contract's deadline as Dagster freshness policies
+        assets = with_freshness(assets, contracts)
+    maintenance = lake_maintenance_job(table_policies(contracts, settings))
 
     jobs = [
         dg.define_asset_job(
             DAILY_JOB,
             selection=dg.AssetSelection.assets(*DAILY_ASSETS),
-            partitions_def=daily,
             description="Bronze to gold for one day (or a range, in a single run).",
             tags=run_tags(settings),
         ),
@@ -105,18 +107,18 @@ def build_definitions(
         dg.define_asset_job(
             ML_JOB,
             selection=dg.AssetSelection.assets(*ML_ASSETS),
-            partitions_def=daily,
             description="Features and dish recommendations as of a day (reads the trailing window of silver).",
             tags=run_tags(settings),
         ),
-        # operators: rollback by hand and DLQ replay (foodops_assets/operations/)
+        # operators: rollback by hand, DLQ replay, lake maintenance (foodops_assets/operations/)
         restore_delta_table_job,
         dlq_replay_job(contracts, daily),
+        maintenance,
     ]
     sensors = [
         *file_arrival_sensors(settings, daily),
         automation_sensor(settings),
-        *alert_sensors(settings, contracts, daily),
+        *alert_sensors(settings, asset_deadlines(assets, contracts), daily),
         # metrics to a Prometheus Pushgateway, lineage to OpenLineage (off unless configured)
         *observability_sensors(settings, upstream_assets(assets)),
     ]
@@ -124,7 +126,10 @@ def build_definitions(
     return dg.Definitions(
         assets=assets,
         jobs=jobs,
-        schedules=[daily_schedule(settings, jobs[0], daily)],
+        schedules=[
+            daily_schedule(settings, jobs[0], daily),
+            maintenance_schedule(settings, maintenance),
+        ],
         sensors=sensors,
         resources={
             "webhook": webhook_resource(settings),

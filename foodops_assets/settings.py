@@ -53,6 +53,10 @@ ENV_RETRY_DELAY = "FOODOPS_RETRY_DELAY_SECONDS"
 ENV_AUTOMATION_LOOKBACK_DAYS = "FOODOPS_AUTOMATION_LOOKBACK_DAYS"
 ENV_PROMETHEUS_PUSHGATEWAY_URL = "FOODOPS_PROMETHEUS_PUSHGATEWAY_URL"
 ENV_OPENLINEAGE_URL = "FOODOPS_OPENLINEAGE_URL"
+# table maintenance (operations/maintenance.py): when it runs, what it must keep restorable
+ENV_MAINTENANCE_CRON = "FOODOPS_MAINTENANCE_CRON"
+ENV_ROLLBACK_WINDOW_DAYS = "FOODOPS_ROLLBACK_WINDOW_DAYS"
+ENV_VACUUM_RETENTION_HOURS = "FOODOPS_VACUUM_RETENTION_HOURS"
 
 DEFAULT_LANDING_ROOT = "./.foodops/landing"
 DEFAULT_LAKE_ROOT = "./.foodops/lake"
@@ -101,6 +105,11 @@ class Settings:
     # observability exports (unset = off): a Prometheus Pushgateway, an OpenLineage endpoint
     prometheus_pushgateway_url: str | None = None
     openlineage_url: str | None = None
+    # lake maintenance: off-peak (UTC), after the daily backstop; every version of a table
+    # live in the last rollback_window_days stays restorable (a contract may ask for more)
+    maintenance_cron: str = "30 3 * * *"
+    rollback_window_days: int = 7
+    vacuum_retention_hours: int | None = None  # None: the window (never less)
 
     def __post_init__(self) -> None:
         for item in self.accept_breaking_contract_changes:
@@ -130,10 +139,29 @@ class Settings:
         _check_positive(ENV_RUN_TIMEOUT, self.run_timeout_seconds, minimum=1)
         _check_positive(ENV_RETRY_DELAY, self.retry_delay_seconds, minimum=0)
         _check_positive(ENV_AUTOMATION_LOOKBACK_DAYS, self.automation_lookback_days, minimum=1)
-        if not _valid_cron(self.daily_schedule_cron):
+        for var, cron, example in (
+            (
+                ENV_DAILY_SCHEDULE_CRON,
+                self.daily_schedule_cron,
+                "'0 2 * * *' (02:00 UTC every day)",
+            ),
+            (ENV_MAINTENANCE_CRON, self.maintenance_cron, "'30 3 * * *' (03:30 UTC every day)"),
+        ):
+            if not _valid_cron(cron):
+                raise ConfigError(
+                    f"{var}={cron!r} is not a cron expression; use five fields, e.g. {example}"
+                )
+        _check_positive(ENV_ROLLBACK_WINDOW_DAYS, self.rollback_window_days, minimum=1)
+        if (
+            self.vacuum_retention_hours is not None
+            and self.vacuum_retention_hours < self.rollback_window_days * 24
+        ):
             raise ConfigError(
-                f"{ENV_DAILY_SCHEDULE_CRON}={self.daily_schedule_cron!r} is not a cron "
-                "expression; use five fields, e.g. '0 2 * * *' (02:00 UTC every day)"
+                f"{ENV_VACUUM_RETENTION_HOURS}={self.vacuum_retention_hours} is shorter than the "
+                f"rollback window ({ENV_ROLLBACK_WINDOW_DAYS}={self.rollback_window_days}, "
+                f"{self.rollback_window_days * 24} hours): VACUUM would delete files a restore "
+                f"inside the window needs. Set it to at least {self.rollback_window_days * 24}, "
+                f"or unset it to use the window"
             )
         for var, url, schemes in (
             (
@@ -173,6 +201,13 @@ class Settings:
                 "use sc://host:port (e.g. sc://localhost:15002) or unset it for local Spark"
             )
 
+    @property
+    def retention_hours(self) -> int:
+        """VACUUM retention: the setting, or the rollback window when it is unset."""
+        if self.vacuum_retention_hours is None:
+            return self.rollback_window_days * 24
+        return self.vacuum_retention_hours
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -205,6 +240,9 @@ class Settings:
             automation_lookback_days=_number(env, ENV_AUTOMATION_LOOKBACK_DAYS, 35, int),
             prometheus_pushgateway_url=env.get(ENV_PROMETHEUS_PUSHGATEWAY_URL) or None,
             openlineage_url=env.get(ENV_OPENLINEAGE_URL) or None,
+            maintenance_cron=env.get(ENV_MAINTENANCE_CRON) or "30 3 * * *",
+            rollback_window_days=_number(env, ENV_ROLLBACK_WINDOW_DAYS, 7, int),
+            vacuum_retention_hours=_number(env, ENV_VACUUM_RETENTION_HOURS, None, int),
         )
 
 
@@ -219,11 +257,18 @@ def _number(env: Mapping[str, str], var: str, default, kind):
 
 
 def _valid_cron(expression: str) -> bool:
+    """Five fields Dagster accepts as a schedule (its own check, through its public API)."""
     try:
-        from dagster._utils.schedules import is_valid_cron_string
+        import dagster as dg
     except ImportError:  # a process without Dagster (a Databricks task) schedules nothing
         return True
-    return len(expression.split()) == 5 and is_valid_cron_string(expression)
+    if len(expression.split()) != 5:
+        return False
+    try:
+        dg.ScheduleDefinition(name="cron_check", cron_schedule=expression, job_name="cron_check")
+    except dg.DagsterInvalidDefinitionError:
+        return False
+    return True
 
 
 def _check_positive(var: str, value: float, minimum: float) -> None:

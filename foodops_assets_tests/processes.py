@@ -1,4 +1,5 @@
-"""Real processes for end-to-end tests: ``dagster dev`` on a free loopback port."""
+"""Real processes for end-to-end tests: ``dagster dev`` on a free loopback port, the daemon, an
+HTTP server that receives the alert webhook."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -134,3 +137,32 @@ def dagster_daemon(env: dict[str, str], log_dir: Path) -> Iterator[subprocess.Po
         yield proc
     finally:
         stop_process_group(proc)
+
+
+@contextlib.contextmanager
+def webhook_server(status: int = 200) -> Iterator[tuple[str, list[dict]]]:
+    """A real HTTP server on 127.0.0.1 standing in for the alert webhook: yields its URL and
+    the JSON bodies it received (answering ``status``)."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(
+                {"path": self.path, "type": self.headers["Content-Type"], **json.loads(body)}
+            )
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hooks/foodops", received
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -7,6 +7,7 @@ or run), so a cycle or an arrow back up fails CI before it confuses a reader.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "foodops_assets"
@@ -140,3 +141,43 @@ def test_the_walk_sees_a_planted_cycle_and_a_planted_upward_import():
     graph = _imports(_modules())
     assert "foodops_assets.assets.graph" in graph["foodops_assets.definitions"]
     assert LAYER_OF["definitions"] > LAYER_OF["assets"] > LAYER_OF["lakehouse"]
+
+
+# Dagster's private modules (``dagster._core``, ``dagster._utils``, ...) and its internal
+# constructors change without notice between releases; the package uses the public API only
+_DAGSTER_INTERNALS = re.compile(r"\bdagster\._|\bfrom dagster import _|dagster_internal_init")
+
+
+def _dagster_internals(sources: dict[str, str]) -> list[str]:
+    return sorted(
+        f"{name}:{n}: {line.strip()}"
+        for name, text in sources.items()
+        for n, line in enumerate(text.splitlines(), start=1)
+        if _DAGSTER_INTERNALS.search(line)
+    )
+
+
+def test_the_package_uses_only_dagsters_public_api():
+    sources = {
+        str(path.relative_to(PACKAGE.parent)): path.read_text(encoding="utf-8")
+        for path in PACKAGE.rglob("*.py")
+    }
+    assert len(sources) > 50
+    found = _dagster_internals(sources)
+    assert not found, "Dagster internals used in the package:\n" + "\n".join(found)
+
+
+def test_the_internals_grep_sees_each_way_in():
+    planted = {
+        "a.py": "from dagster._core.events import DagsterEventType",
+        "b.py": "import dagster._utils.schedules as s",
+        "c.py": "op = dg.OpDefinition.dagster_internal_init(name='x')",
+        "d.py": "from dagster import _check",
+        "e.py": "import dagster as dg\nfrom dagster_pipes import open_dagster_pipes",
+    }
+    assert [f.split(":")[0] for f in _dagster_internals(planted)] == [
+        "a.py",
+        "b.py",
+        "c.py",
+        "d.py",
+    ]

@@ -84,6 +84,24 @@ def test_roots_can_point_anywhere_and_uris_are_kept():
             "FOODOPS_PROMETHEUS_PUSHGATEWAY_URL='pushgateway:9091' is not a URL",
         ),
         (
+            {"FOODOPS_MAINTENANCE_CRON": "nightly"},
+            "FOODOPS_MAINTENANCE_CRON='nightly' is not a cron expression",
+        ),
+        (
+            {"FOODOPS_VACUUM_RETENTION_HOURS": "24"},
+            "FOODOPS_VACUUM_RETENTION_HOURS=24 is shorter than the rollback window "
+            "(FOODOPS_ROLLBACK_WINDOW_DAYS=7, 168 hours)",
+        ),
+        (
+            {"FOODOPS_ROLLBACK_WINDOW_DAYS": "14", "FOODOPS_VACUUM_RETENTION_HOURS": "168"},
+            "FOODOPS_VACUUM_RETENTION_HOURS=168 is shorter than the rollback window "
+            "(FOODOPS_ROLLBACK_WINDOW_DAYS=14, 336 hours)",
+        ),
+        (
+            {"FOODOPS_ROLLBACK_WINDOW_DAYS": "0"},
+            "FOODOPS_ROLLBACK_WINDOW_DAYS=0 must be at least 1",
+        ),
+        (
             {"FOODOPS_OPENLINEAGE_URL": "/tmp/events.jsonl"},
             "FOODOPS_OPENLINEAGE_URL='/tmp/events.jsonl' is not a URL starting with http:// or "
             "https:// or file://",

@@ -24,6 +24,8 @@ from ..transforms.bronze import (
 )
 from .common import (
     KINDS,
+    NO_RETRIES,
+    StepRetries,
     commit_metadata,
     contract_definition_metadata,
     contract_descriptions,
@@ -36,7 +38,10 @@ from .common import (
 
 
 def daily_bronze_asset(
-    table: TableRef, contract: Contract, partitions_def: dg.PartitionsDefinition
+    table: TableRef,
+    contract: Contract,
+    partitions_def: dg.PartitionsDefinition,
+    retries: StepRetries = NO_RETRIES,
 ) -> dg.AssetsDefinition:
     """Bronze table of a daily landing source (orders, deliveries, reviews)."""
 
@@ -68,7 +73,9 @@ def daily_bronze_asset(
                 ),
             )
         ],
+        retry_policy=retries.policy,
     )
+    @retries.wrap
     def _bronze(
         context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
     ) -> dg.MaterializeResult:
@@ -272,7 +279,9 @@ def _bronze_stats(written, per_file, contract, lines, log=None) -> tuple[dict, d
     return stats, field_lines, first_seen, row["lines"] - int(row["not_objects"] or 0)
 
 
-def snapshot_bronze_asset(table: TableRef, contract: Contract) -> dg.AssetsDefinition:
+def snapshot_bronze_asset(
+    table: TableRef, contract: Contract, retries: StepRetries = NO_RETRIES
+) -> dg.AssetsDefinition:
     """Bronze table of a reference source (restaurants, dishes): the newest full snapshot."""
 
     @dg.asset(
@@ -291,7 +300,9 @@ def snapshot_bronze_asset(table: TableRef, contract: Contract) -> dg.AssetsDefin
         # first in a run that holds them: they are small, silver's reference checks read
         # them, and a missing snapshot fails the run before the large daily steps start
         op_tags={"dagster/priority": "1"},
+        retry_policy=retries.policy,
     )
+    @retries.wrap
     def _snapshot(
         context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
     ) -> dg.MaterializeResult:

@@ -22,7 +22,7 @@ from ..lakehouse.tables import (
     TableRef,
 )
 from ..transforms import gold
-from .common import partition_label, trailing_days
+from .common import NO_RETRIES, StepRetries, partition_label, trailing_days
 from .step import Audited, Columns, DerivedTable, Step, derived_asset
 
 RESTAURANT_DAILY_SALES_DESCRIPTIONS = {
@@ -58,6 +58,7 @@ def _orders_gold_asset(
     transform: Callable[[DataFrame, Step], DataFrame],
     partitions_def: dg.PartitionsDefinition,
     extra_deps: Sequence[str] = (),
+    retries: StepRetries = NO_RETRIES,
 ) -> dg.AssetsDefinition:
     """A daily gold table over orders_valid whose revenue must reconcile with silver."""
 
@@ -83,7 +84,7 @@ def _orders_gold_asset(
             names.REVENUE_RECONCILES: "Revenue equals orders_valid revenue (quantity * price of placed orders) to the cent, per partition."
         },
     )
-    return derived_asset(spec, partitions_def, compute)
+    return derived_asset(spec, partitions_def, compute, retries=retries)
 
 
 def _by_day(df: DataFrame) -> dict:
@@ -101,7 +102,9 @@ def _city_hourly_demand(orders: DataFrame, step: Step) -> DataFrame:
     return gold.city_hourly_demand(orders)
 
 
-def restaurant_daily_sales_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def restaurant_daily_sales_asset(
+    partitions_def: dg.PartitionsDefinition, retries: StepRetries = NO_RETRIES
+) -> dg.AssetsDefinition:
     return _orders_gold_asset(
         RESTAURANT_DAILY_SALES,
         "Sales per restaurant and day: orders, cancellations, items, revenue, customers.",
@@ -114,10 +117,13 @@ def restaurant_daily_sales_asset(partitions_def: dg.PartitionsDefinition) -> dg.
         _restaurant_daily_sales,
         partitions_def,
         extra_deps=[RESTAURANTS.name],
+        retries=retries,
     )
 
 
-def city_hourly_demand_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def city_hourly_demand_asset(
+    partitions_def: dg.PartitionsDefinition, retries: StepRetries = NO_RETRIES
+) -> dg.AssetsDefinition:
     return _orders_gold_asset(
         CITY_HOURLY_DEMAND,
         "Orders and revenue per city and hour: where and when demand is.",
@@ -129,6 +135,7 @@ def city_hourly_demand_asset(partitions_def: dg.PartitionsDefinition) -> dg.Asse
         "revenue",
         _city_hourly_demand,
         partitions_def,
+        retries=retries,
     )
 
 
@@ -174,7 +181,9 @@ class DeliveryPerformanceConfig(dg.Config):
 
 
 def delivery_performance_daily_asset(
-    partitions_def: dg.PartitionsDefinition, deliveries: Contract
+    partitions_def: dg.PartitionsDefinition,
+    deliveries: Contract,
+    retries: StepRetries = NO_RETRIES,
 ) -> dg.AssetsDefinition:
     default_sla = float(deliveries.sla_value("on_time_minutes", 45))
 
@@ -250,7 +259,7 @@ def delivery_performance_daily_asset(
         },
         metadata={"on_time_sla_minutes_default": default_sla},
     )
-    return derived_asset(spec, partitions_def, compute, DeliveryPerformanceConfig)
+    return derived_asset(spec, partitions_def, compute, DeliveryPerformanceConfig, retries)
 
 
 def _delivery_rules() -> dict:
@@ -288,7 +297,9 @@ def _overall_p90_minutes(deliveries: DataFrame) -> float:
     return float(row["p90"]) if row and row["p90"] is not None else 0.0
 
 
-def restaurant_ratings_daily_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def restaurant_ratings_daily_asset(
+    partitions_def: dg.PartitionsDefinition, retries: StepRetries = NO_RETRIES
+) -> dg.AssetsDefinition:
     window = gold.ROLLING_WINDOW_DAYS
 
     def compute(step: Step) -> Audited:
@@ -392,4 +403,4 @@ def restaurant_ratings_daily_asset(partitions_def: dg.PartitionsDefinition) -> d
         },
         metadata={"rolling_window_days": window},
     )
-    return derived_asset(spec, partitions_def, compute)
+    return derived_asset(spec, partitions_def, compute, retries=retries)

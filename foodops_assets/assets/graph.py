@@ -14,6 +14,7 @@ import dagster as dg
 from ..contracts import Contract, check_references, load_contract
 from ..lakehouse import tables
 from .bronze import daily_bronze_asset, snapshot_bronze_asset
+from .common import NO_RETRIES, StepRetries
 from .gold import (
     city_hourly_demand_asset,
     delivery_performance_daily_asset,
@@ -33,15 +34,20 @@ def load_contracts(contracts_dir: str | Path) -> dict[str, Contract]:
     return contracts
 
 
-def lakehouse_assets(contracts: dict[str, Contract], daily: dg.PartitionsDefinition) -> list:
+def lakehouse_assets(
+    contracts: dict[str, Contract],
+    daily: dg.PartitionsDefinition,
+    retries: StepRetries = NO_RETRIES,
+) -> list:
+    """Every asset; ``retries`` is how their steps retry (the code location's policy)."""
     orders, deliveries, reviews = (contracts[n] for n in ("orders", "deliveries", "reviews"))
     return [
         # bronze
-        snapshot_bronze_asset(tables.RESTAURANTS, contracts["restaurants"]),
-        snapshot_bronze_asset(tables.DISHES, contracts["dishes"]),
-        daily_bronze_asset(tables.ORDERS_RAW, orders, daily),
-        daily_bronze_asset(tables.DELIVERIES_RAW, deliveries, daily),
-        daily_bronze_asset(tables.REVIEWS_RAW, reviews, daily),
+        snapshot_bronze_asset(tables.RESTAURANTS, contracts["restaurants"], retries),
+        snapshot_bronze_asset(tables.DISHES, contracts["dishes"], retries),
+        daily_bronze_asset(tables.ORDERS_RAW, orders, daily, retries),
+        daily_bronze_asset(tables.DELIVERIES_RAW, deliveries, daily, retries),
+        daily_bronze_asset(tables.REVIEWS_RAW, reviews, daily, retries),
         # silver
         silver_asset(
             SilverSource(
@@ -52,6 +58,7 @@ def lakehouse_assets(contracts: dict[str, Contract], daily: dg.PartitionsDefinit
                 reference_check=ORDERS_REFERENCE_CHECK,
             ),
             daily,
+            retries,
         ),
         # deliveries and reviews point to orders: the contracts' references add the
         # dependency on orders_valid (a partition mapping) and the known_orders check
@@ -62,6 +69,7 @@ def lakehouse_assets(contracts: dict[str, Contract], daily: dg.PartitionsDefinit
                 silver=tables.DELIVERIES_VALID,
             ),
             daily,
+            retries,
         ),
         silver_asset(
             SilverSource(
@@ -70,18 +78,19 @@ def lakehouse_assets(contracts: dict[str, Contract], daily: dg.PartitionsDefinit
                 silver=tables.REVIEWS_VALID,
             ),
             daily,
+            retries,
         ),
         dead_letter_queue_spec(
             daily,
             [tables.ORDERS_RAW.name, tables.DELIVERIES_RAW.name, tables.REVIEWS_RAW.name],
         ),
         # gold
-        restaurant_daily_sales_asset(daily),
-        city_hourly_demand_asset(daily),
-        delivery_performance_daily_asset(daily, deliveries),
-        restaurant_ratings_daily_asset(daily),
+        restaurant_daily_sales_asset(daily, retries),
+        city_hourly_demand_asset(daily, retries),
+        delivery_performance_daily_asset(daily, deliveries, retries),
+        restaurant_ratings_daily_asset(daily, retries),
         # ml_features
-        user_features_asset(daily),
-        dish_features_asset(daily),
-        dish_recommendations_asset(daily),
+        user_features_asset(daily, retries),
+        dish_features_asset(daily, retries),
+        dish_recommendations_asset(daily, retries),
     ]

@@ -36,7 +36,7 @@ from ..lakehouse.tables import (
     TableRef,
 )
 from ..transforms import features, recommend
-from .common import KINDS, partition_label, trailing_days
+from .common import KINDS, NO_RETRIES, StepRetries, partition_label, trailing_days
 from .step import Audited, Columns, DerivedTable, Step, audit, derived_asset
 
 GROUP = "ml_features"
@@ -111,6 +111,7 @@ def _window_features(
     check: "_RowsSane",
     transform,
     partitions_def: dg.PartitionsDefinition,
+    retries: StepRetries = NO_RETRIES,
 ) -> dg.AssetsDefinition:
     """An as-of-date feature table over trailing windows of orders and reviews, whose rows
     must pass ``check`` to publish."""
@@ -140,10 +141,12 @@ def _window_features(
         checks={check.name: check.asserts},
         metadata={"window_days": FEATURE_WINDOW_DAYS},
     )
-    return derived_asset(spec, partitions_def, compute)
+    return derived_asset(spec, partitions_def, compute, retries=retries)
 
 
-def user_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def user_features_asset(
+    partitions_def: dg.PartitionsDefinition, retries: StepRetries = NO_RETRIES
+) -> dg.AssetsDefinition:
     w = FEATURE_WINDOW_DAYS
     c = F.col  # noqa: N806 - the rules read as SQL
     return _window_features(
@@ -175,10 +178,13 @@ def user_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
             orders, reviews, step.read(DISHES), step.days, w
         ),
         partitions_def,
+        retries,
     )
 
 
-def dish_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def dish_features_asset(
+    partitions_def: dg.PartitionsDefinition, retries: StepRetries = NO_RETRIES
+) -> dg.AssetsDefinition:
     w = FEATURE_WINDOW_DAYS
     c = F.col  # noqa: N806 - the rules read as SQL
     return _window_features(
@@ -209,6 +215,7 @@ def dish_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
         ),
         lambda step, orders, reviews: features.dish_features(orders, reviews, step.days, w),
         partitions_def,
+        retries,
     )
 
 
@@ -236,7 +243,9 @@ def model_path(lakehouse: LakehouseResource, as_of: dt.date) -> str:
     return f"{root}/{ML_MODELS_DIR}/{DISH_RECOMMENDATIONS.name}/as_of={as_of.isoformat()}"
 
 
-def dish_recommendations_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def dish_recommendations_asset(
+    partitions_def: dg.PartitionsDefinition, retries: StepRetries = NO_RETRIES
+) -> dg.AssetsDefinition:
     w = FEATURE_WINDOW_DAYS
     k = recommend.K
 
@@ -320,7 +329,7 @@ def dish_recommendations_asset(partitions_def: dg.PartitionsDefinition) -> dg.As
         metadata={"window_days": w, "k": k},
         kinds=frozenset({*KINDS, "mllib"}),
     )
-    return derived_asset(spec, partitions_def, compute, DishRecommendationsConfig)
+    return derived_asset(spec, partitions_def, compute, DishRecommendationsConfig, retries)
 
 
 def _save_model(trained: recommend.Trained, path: str) -> str:

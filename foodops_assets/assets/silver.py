@@ -44,7 +44,9 @@ from ..transforms.silver import (
 )
 from .common import (
     KINDS,
+    NO_RETRIES,
     PLATFORM_OWNER,
+    StepRetries,
     commit_metadata,
     contract_definition_metadata,
     contract_descriptions,
@@ -95,7 +97,9 @@ class SilverSource:
     extra_metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def silver_asset(
+    src: SilverSource, partitions_def: dg.PartitionsDefinition, retries: StepRetries = NO_RETRIES
+) -> dg.AssetsDefinition:
     contract = src.contract
     key = ", ".join(contract.primary_key)
 
@@ -119,7 +123,9 @@ def silver_asset(src: SilverSource, partitions_def: dg.PartitionsDefinition) -> 
             ),
         },
         tags={"layer": "silver", "source": contract.name},
+        retry_policy=retries.policy,
     )
+    @retries.wrap
     def _silver(
         context: dg.AssetExecutionContext,
         config: SilverConfig,

@@ -30,7 +30,9 @@ from ..lakehouse.tables import TableRef
 from ..lakehouse.writers.base import Rows
 from .common import (
     KINDS,
+    NO_RETRIES,
     PLATFORM_OWNER,
+    StepRetries,
     column_lineage,
     commit_metadata,
     partition_label,
@@ -195,8 +197,10 @@ def derived_asset(
     partitions_def: dg.PartitionsDefinition | None,
     compute: Callable[[Step], Audited],
     config_class: type[dg.Config] | None = None,
+    retries: StepRetries = NO_RETRIES,
 ) -> dg.AssetsDefinition:
-    """``spec`` as an asset: read and transform (``compute``), audit, write, report."""
+    """``spec`` as an asset: read and transform (``compute``), audit, write, report;
+    its step retries as ``retries`` says."""
     table = spec.table
 
     def run(context, spark, lakehouse, run_config) -> Iterator:
@@ -254,4 +258,5 @@ def derived_asset(
             **spec.metadata,
         },
         tags={"layer": spec.group},
-    )(_derived)
+        retry_policy=retries.policy,
+    )(retries.wrap(_derived))

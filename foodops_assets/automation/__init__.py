@@ -1,3 +1,3 @@
 """What runs the platform by itself: file-arrival sensors, declarative automation, the
-daily schedule, retry policies. Loaded by ``definitions.py``; imports the layers below it
+daily schedule, retry policies, freshness policies (the contracts' deadlines). Loaded by ``definitions.py``; imports the layers below it
 (assets, checks, lakehouse, transforms, contracts, settings), never ``definitions`` or ``cli``."""

@@ -2,8 +2,11 @@
 
 Every asset step carries a Dagster :class:`~dagster.RetryPolicy` (exponential
 backoff with jitter). Dagster retries any exception a step raises, except a
-``dg.Failure(allow_retries=False)``; so each asset's compute function is
-wrapped to sort what it raises:
+``dg.Failure(allow_retries=False)``; so each asset's body is wrapped to sort
+what it raises. Both reach the assets as they are declared, through Dagster's
+public API only (``@dg.asset(retry_policy=...)`` and a plain decorator on the
+body): :func:`transient_retries` is what the code location hands to
+``assets.graph.lakehouse_assets``.
 
 - transient (I/O errors, a Spark / Spark Connect connection lost mid-step): raised
   as is, and the retry policy runs the step again after 1x, 3x, 7x the delay
@@ -22,8 +25,8 @@ import inspect
 from collections.abc import Callable
 
 import dagster as dg
-from dagster._core.definitions.decorators.op_decorator import DecoratedOpFunction
 
+from ..assets.common import StepRetries
 from ..lakehouse.spark import SparkConnectUnreachable
 
 MAX_RETRIES = 3
@@ -108,27 +111,7 @@ def fail_fast_unless_transient(fn: Callable) -> Callable:
     return _plain
 
 
-def with_retries(asset: dg.AssetsDefinition, policy: dg.RetryPolicy) -> dg.AssetsDefinition:
-    """The same asset (keys, specs, checks, partitions) whose step retries transient
-    failures under ``policy`` and fails fast on everything else."""
-    op = asset.op
-    compute = op.compute_fn
-    if isinstance(compute, DecoratedOpFunction):
-        compute = DecoratedOpFunction(fail_fast_unless_transient(compute.decorated_fn))
-    new_op = dg.OpDefinition.dagster_internal_init(
-        name=op.name,
-        ins={d.name: dg.In.from_definition(d) for d in op.input_defs},
-        outs={d.name: dg.Out.from_definition(d) for d in op.output_defs},
-        compute_fn=compute,
-        config_schema=op.config_schema,
-        description=op.description,
-        tags=op.tags,
-        required_resource_keys=op.required_resource_keys,
-        version=None,
-        retry_policy=policy,
-        code_version=op.version,
-        pool=op.pool,
-    )
-    return dg.AssetsDefinition.dagster_internal_init(
-        **{**asset.get_attributes_dict(), "node_def": new_op}
-    )
+def transient_retries(delay_seconds: float) -> StepRetries:
+    """The code location's retries: ``retry_policy`` on every asset step, and the body
+    wrapped so that only transient errors reach it."""
+    return StepRetries(policy=retry_policy(delay_seconds), wrap=fail_fast_unless_transient)

@@ -16,6 +16,7 @@ from ..settings import Settings
 from .sensors import run_tags
 
 DAILY_SCHEDULE = "foodops_daily_backstop"
+MAINTENANCE_SCHEDULE = "foodops_lake_maintenance"
 
 
 def daily_schedule(settings: Settings, job, partitions_def) -> dg.ScheduleDefinition:
@@ -43,3 +44,21 @@ def daily_schedule(settings: Settings, job, partitions_def) -> dg.ScheduleDefini
         )
 
     return _schedule
+
+
+def maintenance_schedule(settings: Settings, job) -> dg.ScheduleDefinition:
+    """``lake_maintenance`` off-peak at ``FOODOPS_MAINTENANCE_CRON`` (default 03:30 UTC, after
+    the backstop's run). A table being written then is maintained once its writer is done."""
+    return dg.ScheduleDefinition(
+        name=MAINTENANCE_SCHEDULE,
+        cron_schedule=settings.maintenance_cron,
+        execution_timezone="UTC",
+        job=job,
+        default_status=(
+            dg.DefaultScheduleStatus.RUNNING
+            if settings.automation == "on"
+            else dg.DefaultScheduleStatus.STOPPED
+        ),
+        tags={**run_tags(settings), "foodops/trigger": "schedule"},
+        description="Purge, compact, vacuum and checkpoint every table (lake_maintenance).",
+    )

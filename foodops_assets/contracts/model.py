@@ -585,6 +585,8 @@ def _sla(items, fail) -> dict[str, Any]:
                     f"got {item.unit!r}"
                 )
             value = value * _MINUTES_PER_UNIT[item.unit]
+        elif key.endswith("_days") and item.unit != "d":
+            raise fail(f"{where} ({prop}) is a number of days: give it unit: d, got {item.unit!r}")
         elif key.endswith("_rate") and value > 1:
             raise fail(f"{where} ({prop}) is a share between 0 and 1, got {value!r}")
         if key in sla:

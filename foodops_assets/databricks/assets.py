@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.metadata.external_metadata import metadata_map_from_external
 
 from ..contracts import contract_files
 from ..settings import Settings
 from .launchers import PipesLauncher
+from .metadata import from_pipes_metadata
 from .protocol import MSG_FAILURE, MSG_MATERIALIZATION
 
 LAUNCHER_KEY = "pipes_launcher"
@@ -168,7 +168,7 @@ def pipes_multi_asset(
                     asset_key=dg.AssetKey.from_user_string(message["asset_key"]),
                     partition=message.get("partition"),
                     description=message.get("description"),
-                    metadata=metadata_map_from_external(message.get("metadata") or {}),
+                    metadata=from_pipes_metadata(message.get("metadata") or {}),
                 )
             elif message.get("type") == MSG_FAILURE:
                 failure = message

@@ -1,9 +1,11 @@
-"""Dagster metadata values as Pipes metadata (``{"raw_value": ..., "type": ...}``).
+"""Dagster metadata values as Pipes metadata (``{"raw_value": ..., "type": ...}``) and back.
 
 The remote task reports exactly the metadata the local asset would have
-recorded; the orchestrator turns it back into the same ``MetadataValue``s
-(``dagster._core.definitions.metadata.external_metadata``), so the UI shows the
-same row counts, schemas, column lineage and check tables in both modes.
+recorded; the orchestrator turns it back into the same ``MetadataValue``s, so the
+UI shows the same row counts, schemas, column lineage and check tables in both
+modes. Pipes does that itself for the materialisations of the step's own assets;
+:func:`from_pipes_metadata` does it for what the task reports on the side (the
+dead-letter queue, in a custom message), with Dagster's public constructors.
 """
 
 from __future__ import annotations
@@ -84,3 +86,62 @@ def _columns(schema: dg.TableSchema) -> list[dict[str, Any]]:
         }
         for c in schema.columns
     ]
+
+
+def from_pipes_metadata(metadata: Mapping[str, Mapping[str, Any]]) -> dict[str, dg.MetadataValue]:
+    """The inverse of :func:`to_pipes_metadata`."""
+    return {
+        key: from_pipes_value(value["type"], value["raw_value"]) for key, value in metadata.items()
+    }
+
+
+def from_pipes_value(kind: str, raw: Any) -> dg.MetadataValue:
+    simple = {
+        "bool": dg.MetadataValue.bool,
+        "int": dg.MetadataValue.int,
+        "float": dg.MetadataValue.float,
+        "text": dg.MetadataValue.text,
+        "path": dg.MetadataValue.path,
+        "url": dg.MetadataValue.url,
+        "json": dg.MetadataValue.json,
+        "md": dg.MetadataValue.md,
+        "timestamp": dg.MetadataValue.timestamp,
+    }
+    if kind in simple:
+        return simple[kind](raw)
+    if kind == "null":
+        return dg.MetadataValue.null()
+    if kind == "table_schema":
+        return dg.MetadataValue.table_schema(_schema(raw["columns"]))
+    if kind == "table_column_lineage":
+        return dg.MetadataValue.column_lineage(
+            dg.TableColumnLineage(
+                deps_by_column={
+                    column: [
+                        dg.TableColumnDep(
+                            asset_key=dg.AssetKey.from_user_string(dep["asset_key"]),
+                            column_name=dep["column_name"],
+                        )
+                        for dep in deps
+                    ]
+                    for column, deps in raw["deps_by_column"].items()
+                }
+            )
+        )
+    if kind == "table":
+        return dg.MetadataValue.table(
+            records=[dg.TableRecord(record) for record in raw["records"]],
+            schema=_schema(raw["schema"]),
+        )
+    raise ValueError(f"unknown Pipes metadata type {kind!r} (not one to_pipes_value writes)")
+
+
+def _schema(columns: list[Mapping[str, Any]]) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=c["name"], type=c["type"], description=c.get("description"), tags=c.get("tags")
+            )
+            for c in columns
+        ]
+    )

@@ -187,18 +187,20 @@ def _is_dagster_failure(error) -> bool:
     return False
 
 
-def _partitions(pipes) -> tuple[str | None, dict[str, str] | None]:
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
+# the run tags of a partition range (what `dagster asset materialize --partition-range` and a
+# single-run backfill put on their run, shown on every such run in the UI): `dg.materialize`
+# takes one partition key, a range only through these tags
+PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
+
+def _partitions(pipes) -> tuple[str | None, dict[str, str] | None]:
     if not pipes.is_partition_step:
         return None, None
     start, end = pipes.partition_key_range["start"], pipes.partition_key_range["end"]
     if start == end:
         return start, None
-    return None, {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}
+    return None, {PARTITION_RANGE_START_TAG: start, PARTITION_RANGE_END_TAG: end}
 
 
 class ClusterSparkResource(SparkResource):

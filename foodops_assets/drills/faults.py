@@ -8,7 +8,7 @@ write leaves readers on the last good version.
 | point | effect |
 |---|---|
 | ``fail_write:<table>`` | the write of ``<table>`` raises before anything is written |
-| ``hang_write:<table>`` | the write streams its first batch of Parquet data, then blocks (a SIGKILL target); touches ``FOODOPS_FAULT_MARKER`` when it blocks |
+| ``hang_write:<table>`` | the write streams its first batch of Parquet data (``spark_files``: writes and moves all its files; ``delta_spark``: nothing yet), then blocks before its commit (a SIGKILL target); touches ``FOODOPS_FAULT_MARKER`` when it blocks, and goes on writing once the file ``FOODOPS_FAULT_RELEASE`` exists (a writer held mid-write) |
 | ``duplicate_write:<table>`` | the write commits every row twice (a buggy writer the published checks must catch) |
 """
 
@@ -20,6 +20,7 @@ from pathlib import Path
 
 ENV_FAULTS = "FOODOPS_FAULTS"
 ENV_FAULT_MARKER = "FOODOPS_FAULT_MARKER"
+ENV_FAULT_RELEASE = "FOODOPS_FAULT_RELEASE"
 
 
 class InjectedFault(RuntimeError):
@@ -39,9 +40,11 @@ def fail_if_injected(table: str) -> None:
 
 
 def hang(table: str) -> None:
-    """Block forever (until the process is killed), after signalling where."""
+    """Block, after signalling where, until the process is killed or the release file
+    (``FOODOPS_FAULT_RELEASE``, when set) appears."""
     marker = os.environ.get(ENV_FAULT_MARKER)
+    release = os.environ.get(ENV_FAULT_RELEASE)
     if marker:
         Path(marker).write_text(f"hanging in the write of {table}\n")
-    while True:  # pragma: no cover - ends with the process
-        time.sleep(1)
+    while not (release and Path(release).exists()):
+        time.sleep(0.2)

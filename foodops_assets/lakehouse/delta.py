@@ -7,11 +7,17 @@ values and checked against the table's partition columns, so a bad predicate fai
 instead of rewriting the table; delta-rs additionally rejects rows that fall outside it.
 How rows reach a table (the three backends and the steps they share) is
 :mod:`.writers`.
+
+Writers and lake maintenance share tables without a lock. :meth:`DeltaStore.commits_since`
+reads the commits that got in before a write's own (:class:`LogCommit`: whether it was
+maintenance's, which partitions' data it changed), so that a writer that lost its commit to
+commits that cannot have touched its partitions writes again (``writers/base.py``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from pyarrow import fs as pafs
 
 from ..settings import is_remote_uri
 from .tables import TableRef
@@ -27,6 +34,8 @@ from .tables import TableRef
 PartitionValues = Mapping[str, Sequence[dt.date | str]]
 
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+# the commit-info key every lake_maintenance commit carries (lakehouse/maintenance.py)
+MAINTENANCE_COMMIT_KEY = "foodops_maintenance"
 # reader features that a plain Parquet read of the file list would get wrong
 _UNSAFE_FOR_FILE_READ = {"deletionVectors", "columnMapping", "v2Checkpoint", "typeWidening"}
 
@@ -74,6 +83,39 @@ class TableNotMaterialized(LookupError):
 
 class ConcurrentWriteError(RuntimeError):
     """Another writer committed to the same partitions while this write was running."""
+
+
+@dataclass(frozen=True)
+class LogCommit:
+    """One commit of a table's log, as far as a concurrent writer cares."""
+
+    version: int
+    operation: str | None
+    maintenance: bool  # made by lake_maintenance
+    # partition values (column -> value as the log spells it) of every file the commit
+    # added or removed with dataChange=true: the data it changed
+    data_changed: tuple[Mapping[str, str | None], ...]
+    metadata: bool  # a metaData or protocol action (schema, properties, features)
+
+    def lets_write(self, table: TableRef, where: PartitionValues | None) -> bool:
+        """Whether a write of ``where`` (None: the whole table) that read the table before
+        this commit may commit over it: it changed no data of those partitions and no
+        schema, or it is maintenance (which only compacts, purges what is past retention,
+        or sets retention properties: the write replaces the partitions whole anyway)."""
+        if self.maintenance:
+            return True
+        if self.metadata:
+            return False
+        if where is None or not table.is_partitioned:
+            return not self.data_changed
+        wanted = {c: {partition_text(v) for v in values} for c, values in where.items()}
+        return not any(
+            all(values.get(c) in vs for c, vs in wanted.items()) for values in self.data_changed
+        )
+
+    def describe(self) -> str:
+        who = "lake_maintenance" if self.maintenance else "another writer"
+        return f"version {self.version} ({self.operation or 'commit'} by {who})"
 
 
 @dataclass(frozen=True)
@@ -243,6 +285,32 @@ class DeltaStore:
         except TableNotFoundError:
             return None
 
+    def commits_since(self, table: TableRef, version: int) -> list[LogCommit]:
+        """The commits after ``version``, read from the table's JSON log."""
+        uri = self.uri(table)
+        fs, root = pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
+        commits = []
+        for v in range(version + 1, self._open(table).version() + 1):
+            with fs.open_input_stream(f"{root.rstrip('/')}/_delta_log/{v:020d}.json") as f:
+                entries = [json.loads(line) for line in f.read().decode().splitlines() if line]
+            info = next((e["commitInfo"] for e in entries if "commitInfo" in e), {})
+            changed = tuple(
+                action.get("partitionValues") or {}
+                for e in entries
+                for kind in ("add", "remove")
+                if (action := e.get(kind)) is not None and action.get("dataChange", True)
+            )
+            commits.append(
+                LogCommit(
+                    version=v,
+                    operation=info.get("operation"),
+                    maintenance=MAINTENANCE_COMMIT_KEY in info,
+                    data_changed=changed,
+                    metadata=any("metaData" in e or "protocol" in e for e in entries),
+                )
+            )
+        return commits
+
     # -- the delta-rs commit (the arrow writer's, and a rollback's) ----------------
     def overwrite(
         self,
@@ -252,10 +320,31 @@ class DeltaStore:
         *,
         description: str | None = None,
         commit_metadata: Mapping[str, Any] | None = None,
+        on: DeltaTable | None = None,
     ) -> int:
         """Replace the rows ``predicate`` selects (the whole table when None) with ``data``
         in one delta-rs commit; the new version. Callers guard the predicate
-        (:func:`partition_predicate`); delta-rs also refuses rows outside it."""
+        (:func:`partition_predicate`); delta-rs also refuses rows outside it.
+
+        ``on``: the snapshot the write read (a writer's). The commit then goes right on top
+        of it, with no retry inside delta-rs, and a lost commit raises delta-rs'
+        ``CommitFailedError`` for the writer to decide (``writers/base.py``)."""
+        if on is not None:
+            properties = _commit_properties(commit_metadata) or CommitProperties()
+            properties.max_commit_retries = 0
+            read = on.version()
+            write_deltalake(
+                on,
+                data,
+                mode="overwrite",
+                predicate=predicate,
+                partition_by=list(table.partition_by) or None,
+                schema_mode="merge",
+                name=table.name,
+                description=description,
+                commit_properties=properties,
+            )
+            return read + 1  # no retry: right on top of the snapshot
         try:
             write_deltalake(
                 self.uri(table),

@@ -1,4 +1,4 @@
-"""Alerts: run failures, failed checks and SLA breaches, posted to a webhook.
+"""Alerts: run failures, failed checks, stale assets and late partitions, posted to a webhook.
 
 The message is Slack-compatible JSON (``text`` plus ``blocks``; any incoming
 webhook that takes Slack's format shows it) and carries the same facts in a
@@ -12,25 +12,29 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
 
+from ..automation.freshness import Deadline
 from ..automation.sensors import default_status
-from ..contracts import Contract
-from ..lakehouse.arrivals import DATE_DIR_PREFIX
-from ..lakehouse.landing import LandingZone, is_complete_landing_file
+from ..lakehouse.landing import LandingError, LandingZone
 from ..settings import Settings
 
 RUN_FAILURE_SENSOR = "foodops_run_failure_alert"
 CHECK_FAILURE_SENSOR = "foodops_check_failure_alert"
-SLA_SENSOR = "foodops_orders_sla_alert"
-SLA_LOOKBACK_DAYS = 7
+FRESHNESS_SENSOR = "foodops_freshness_alert"
+PARTITION_DEADLINE_SENSOR = "foodops_partition_deadlines"
+DEADLINE_LOOKBACK_DAYS = 7
+# Dagster stores runless asset events (the freshness daemon's state changes) under this run id
+RUNLESS_RUN_ID = ""
+# FreshnessState values (FreshnessState itself is not exported by dagster)
+FRESHNESS_FAIL = "FAIL"
+FRESHNESS_PASS = "PASS"
 
 
 class AlertDeliveryError(RuntimeError):
@@ -151,7 +155,7 @@ def run_failure_alert(settings: Settings) -> dg.SensorDefinition:
             | {
                 r.event_log_entry.dagster_event.asset_key.to_user_string()
                 for r in context.instance.get_records_for_run(
-                    run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+                    run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
                 ).records
             }
         )
@@ -211,7 +215,7 @@ def check_failure_alert(settings: Settings) -> dg.SensorDefinition:
                 continue
             seen.append(run_id)
             for event in context.instance.get_records_for_run(
-                run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+                run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
             ).records:
                 evaluation = event.event_log_entry.dagster_event.event_specific_data
                 if evaluation.passed or evaluation.severity != dg.AssetCheckSeverity.ERROR:
@@ -241,18 +245,131 @@ def check_failure_alert(settings: Settings) -> dg.SensorDefinition:
     return _alert
 
 
-def orders_sla_alert(
-    settings: Settings, contract: Contract, partitions_def: dg.TimeWindowPartitionsDefinition
-) -> dg.SensorDefinition:
-    """No orders landed for a day within the contract's SLA after the day ended."""
-    freshness = dt.timedelta(minutes=int(contract.sla.get("freshness_minutes", 120)))
-    source = contract.name
+def freshness_alert(settings: Settings, due: Mapping[dg.AssetKey, Deadline]) -> dg.SensorDefinition:
+    """Posts each change of an asset's freshness state to FAIL (and back to PASS).
+
+    Dagster's freshness daemon evaluates every asset's ``FreshnessPolicy`` and records each
+    change of its state as a ``FRESHNESS_STATE_CHANGE`` event; Dagster has no sensor type for
+    them (its alert policies are Dagster+ only), so this sensor reads them, in order, from
+    the event log. They are runless events, stored under the empty run id.
+    """
 
     @dg.sensor(
-        name=SLA_SENSOR,
+        name=FRESHNESS_SENSOR,
         description=(
-            f"Alerts when a day's {source} partition has no landed file "
-            f"{int(freshness.total_seconds() // 60)} minutes after the day ended (contract SLA)."
+            "Posts every silver or gold asset that fails its freshness policy (the contract's "
+            "deadline, evaluated by Dagster's freshness daemon) to the alert webhook, and its "
+            "recovery."
+        ),
+        minimum_interval_seconds=settings.sensor_interval_seconds,
+        default_status=default_status(settings),
+    )
+    def _alert(context: dg.SensorEvaluationContext, webhook: WebhookResource):
+        changes, cursor = _freshness_changes(context.instance, context.cursor)
+        if context.cursor is None:
+            # first tick: the current state of each asset, so one failing now is reported once
+            changes = list({c.key: c for c in changes}.values())
+        sent = 0
+        for change in changes:
+            new, previous = str(change.new_state.value), str(change.previous_state.value)
+            if new == FRESHNESS_FAIL:
+                kind = "freshness_failure"
+            elif new == FRESHNESS_PASS and previous == FRESHNESS_FAIL and context.cursor:
+                kind = "freshness_recovered"
+            else:
+                continue
+            message = _freshness_message(context, webhook, change, kind, due.get(change.key))
+            _send(context, webhook, message)
+            sent += 1
+        context.update_cursor(cursor)
+        return None if sent else dg.SkipReason("no asset changed to or from a failing freshness")
+
+    return _alert
+
+
+def _freshness_changes(instance: dg.DagsterInstance, cursor: str | None) -> tuple[list, str | None]:
+    changes = []
+    for _ in range(100):  # pages of 500 state changes (they are rare: a few a day per asset)
+        page = instance.get_records_for_run(
+            RUNLESS_RUN_ID,
+            cursor=cursor,
+            of_type=dg.DagsterEventType.FRESHNESS_STATE_CHANGE,
+            limit=500,
+        )
+        changes += [r.event_log_entry.dagster_event.event_specific_data for r in page.records]
+        cursor = page.cursor or cursor
+        if not page.has_more:
+            break
+    return changes, cursor
+
+
+def _freshness_message(
+    context, webhook: WebhookResource, change, kind: str, deadline: Deadline | None
+) -> dict[str, Any]:
+    key: dg.AssetKey = change.key
+    name = key.to_user_string()
+    changed = dt.datetime.fromtimestamp(change.state_change_timestamp, dt.UTC)
+    latest = context.instance.get_latest_materialization_event(key)
+    if latest is None:
+        materialised = "never materialised"
+    else:
+        partition = latest.asset_materialization and latest.asset_materialization.partition
+        materialised = f"last materialised {_utc(latest.timestamp)}" + (
+            f" (partition {partition})" if partition else ""
+        )
+    if kind == "freshness_failure":
+        title = "freshness: stale"
+        expected = (
+            f"expected a materialisation since the day ended, by {deadline.time_of_day}: "
+            f"{deadline.describe()}"
+            if deadline
+            else "it fails its freshness policy"
+        )
+        error = f"{name} is stale since {_utc(changed.timestamp())}: {materialised}; {expected}"
+    else:
+        title = "freshness: fresh again"
+        error = f"{name} passes its freshness policy again: {materialised}"
+    return alert_message(
+        kind,
+        title,
+        error=error,
+        assets=[name],
+        partition=deadline.last_due_day(changed).isoformat() if deadline else None,
+        extra={
+            "freshness_state": str(change.new_state.value),
+            "previous_state": str(change.previous_state.value),
+            "deadline_cron": deadline.cron if deadline else None,
+            "asset_url": f"{webhook.webserver_url.rstrip('/')}/assets/{name}",
+        },
+    )
+
+
+def partition_deadline_alert(
+    settings: Settings,
+    due: Mapping[dg.AssetKey, Deadline],
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+) -> dg.SensorDefinition:
+    """What the asset-level freshness policy cannot say, per partition of the last days.
+
+    - the producer's deadline: no file of ``source`` landed for day D by D+1 00:00 + the
+      contract's ``latency`` SLA (kind ``sla_breach``; a missing landing file is the
+      producer's lateness, and no asset changes when nothing lands);
+    - the platform's deadline: partition D of a silver or gold asset not materialised by its
+      deadline (kind ``partition_late``), with what the landing zone and the asset's
+      partition status say about why.
+
+    Once per source and day each (the cursor keeps what was sent).
+    """
+    by_source: dict[str, tuple[Deadline, list[dg.AssetKey]]] = {}
+    for key, deadline in sorted(due.items(), key=lambda kv: kv[0].to_user_string()):
+        by_source.setdefault(deadline.source, (deadline, []))[1].append(key)
+
+    @dg.sensor(
+        name=PARTITION_DEADLINE_SENSOR,
+        description=(
+            "Per day of the last week: alerts when a source's files did not land by the "
+            "contract's deadline, and when a silver or gold partition is not materialised by "
+            "its deadline (the partition-level view of the freshness policies)."
         ),
         minimum_interval_seconds=max(settings.sensor_interval_seconds, 60),
         default_status=default_status(settings),
@@ -261,55 +378,126 @@ def orders_sla_alert(
         now = dt.datetime.now(dt.UTC)
         alerted: list[str] = json.loads(context.cursor) if context.cursor else []
         zone = LandingZone(settings.landing_root)
-        keys = partitions_def.get_partition_keys(current_time=now)[-SLA_LOOKBACK_DAYS:]
-        new_alerts = []
-        for key in keys:
-            day = dt.date.fromisoformat(key)
-            deadline = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
-            deadline += freshness
-            if now < deadline or key in alerted or _has_files(zone, source, key):
+        keys = set(
+            partitions_def.get_partition_keys(current_time=now)[-DEADLINE_LOOKBACK_DAYS - 2 :]
+        )
+        sent: list[str] = []
+        for source, (deadline, assets) in sorted(by_source.items()):
+            landed = {}
+            for day in _due_days(deadline.landing_due, now, keys):
+                landed[day] = _landed_files(zone, source, day)
+                alert_id = f"sla_breach:{source}:{day.isoformat()}"
+                if not landed[day] and alert_id not in alerted:
+                    _send(context, webhook, _landing_message(zone, source, day, deadline))
+                    sent.append(alert_id)
+            late = [
+                day
+                for day in _due_days(deadline.due, now, keys)
+                if f"partition_late:{source}:{day.isoformat()}" not in alerted
+            ]
+            if not late:
                 continue
-            _send(
-                context,
-                webhook,
-                alert_message(
-                    "sla_breach",
-                    f"SLA breach: no {source} landed",
-                    error=(
-                        f"no {source} file landed in {zone.source_dir(source)}/"
-                        f"{DATE_DIR_PREFIX}{key}/ by {deadline.isoformat()} "
-                        f"(contract SLA freshness_minutes={int(freshness.total_seconds() // 60)})"
-                    ),
-                    assets=[f"{source}_raw"],
-                    partition=key,
-                    extra={"deadline": deadline.isoformat(), "source": source},
-                ),
+            status = {
+                key: context.instance.get_status_by_partition(
+                    key, [d.isoformat() for d in late], partitions_def
+                )
+                or {}
+                for key in assets
+            }
+            for day in late:
+                missing = {
+                    key: status[key].get(day.isoformat())
+                    for key in assets
+                    if status[key].get(day.isoformat()) != dg.AssetPartitionStatus.MATERIALIZED
+                }
+                if missing:
+                    files = len(landed[day] if day in landed else _landed_files(zone, source, day))
+                    _send(
+                        context, webhook, _late_message(zone, source, day, deadline, missing, files)
+                    )
+                    sent.append(f"partition_late:{source}:{day.isoformat()}")
+        # what was sent for days still inside the window (older ones are never looked at again)
+        oldest = (now - dt.timedelta(days=DEADLINE_LOOKBACK_DAYS + 3)).date().isoformat()
+        kept = {a for a in set(alerted) | set(sent) if a.rsplit(":", 1)[-1] >= oldest}
+        context.update_cursor(json.dumps(sorted(kept)))
+        if not sent:
+            return dg.SkipReason(
+                "every recent partition landed and was materialised by its deadline"
             )
-            new_alerts.append(key)
-        context.update_cursor(json.dumps(sorted(set(alerted) | set(new_alerts))[-60:]))
-        if not new_alerts:
-            return dg.SkipReason(f"every {source} partition within its SLA")
         return None
 
     return _alert
 
 
-def _has_files(zone: LandingZone, source: str, key: str) -> bool:
-    directory = f"{zone.source_dir(source)}/{DATE_DIR_PREFIX}{key}"
+def _due_days(due, now: dt.datetime, partition_keys: set[str]) -> list[dt.date]:
+    """The last DEADLINE_LOOKBACK_DAYS days (partitions) whose ``due(day)`` has passed."""
+    day = now.date()
+    while due(day) > now:
+        day -= dt.timedelta(days=1)
+    days = (day - dt.timedelta(days=n) for n in range(DEADLINE_LOOKBACK_DAYS))
+    return sorted(d for d in days if d.isoformat() in partition_keys)
+
+
+def _landed_files(zone: LandingZone, source: str, day: dt.date) -> list:
     try:
-        with os.scandir(directory) as entries:
-            return any(is_complete_landing_file(e.name) for e in entries)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
+        return zone.daily_files(source, [day])[day]
+    except LandingError:
+        return []
+
+
+def _landing_message(zone, source: str, day: dt.date, deadline: Deadline) -> dict[str, Any]:
+    due = deadline.landing_due(day)
+    return alert_message(
+        "sla_breach",
+        f"SLA breach: no {source} landed",
+        error=(
+            f"no {source} file landed in {zone.partition_dir(source, day)}/ by {due.isoformat()} "
+            f"(the contract's latency SLA: {deadline.landing_minutes} min after the day ends): "
+            "the producer is late"
+        ),
+        assets=[f"{source}_raw"],
+        partition=day.isoformat(),
+        extra={"deadline": due.isoformat(), "source": source},
+    )
+
+
+def _late_message(zone, source, day, deadline, missing, landed: int) -> dict[str, Any]:
+    due = deadline.due(day)
+    why = {
+        dg.AssetPartitionStatus.FAILED: "its last run failed",
+        dg.AssetPartitionStatus.IN_PROGRESS: "still running",
+        None: "never materialised",
+    }
+    assets = ", ".join(f"{k.to_user_string()} ({why.get(v, str(v))})" for k, v in missing.items())
+    landing = (
+        f"{landed} {source} file(s) landed in {zone.partition_dir(source, day)}/"
+        if landed
+        else f"no {source} file landed in {zone.partition_dir(source, day)}/ (the producer is late)"
+    )
+    return alert_message(
+        "partition_late",
+        f"partition late: {source} {day.isoformat()}",
+        error=f"not materialised by {due.isoformat()}: {assets}; {landing}",
+        assets=[k.to_user_string() for k in missing],
+        partition=day.isoformat(),
+        extra={"deadline": due.isoformat(), "source": source, "landed_files": landed},
+    )
+
+
+def _utc(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def alert_sensors(
-    settings: Settings, contracts: dict[str, Contract], partitions_def
+    settings: Settings,
+    due: Mapping[dg.AssetKey, Deadline],
+    partitions_def: dg.TimeWindowPartitionsDefinition,
 ) -> list[dg.SensorDefinition]:
     return [
         run_failure_alert(settings),
         check_failure_alert(settings),
-        orders_sla_alert(settings, contracts["orders"], partitions_def),
+        freshness_alert(settings, due),
+        partition_deadline_alert(settings, due, partitions_def),
     ]
 
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
 
 
 @dataclass
@@ -44,22 +43,22 @@ def read_run(instance: dg.DagsterInstance, run_id: str) -> list[AssetStep]:
         if event is None:
             continue
         kind = event.event_type
-        if kind == DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
+        if kind == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
             name = event.asset_key.to_user_string()
             step = steps.setdefault(name, AssetStep(name))
             step.partition = step.partition or event.partition
             if event.step_key:
                 step.step_key = event.step_key
                 assets_of_step.setdefault(event.step_key, set()).add(name)
-        elif kind == DagsterEventType.STEP_START:
+        elif kind == dg.DagsterEventType.STEP_START:
             step_times.setdefault(event.step_key, {})["start"] = entry.timestamp
-        elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+        elif kind in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
             times = step_times.setdefault(event.step_key, {})
             times["end"] = entry.timestamp
-            if kind == DagsterEventType.STEP_FAILURE:
+            if kind == dg.DagsterEventType.STEP_FAILURE:
                 data = event.step_failure_data
                 times["error"] = data.error.message.strip() if data and data.error else "failed"
-        elif kind == DagsterEventType.ASSET_MATERIALIZATION:
+        elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
             materialization = event.step_materialization_data.materialization
             name = materialization.asset_key.to_user_string()
             step = steps.setdefault(name, AssetStep(name))
@@ -68,7 +67,7 @@ def read_run(instance: dg.DagsterInstance, run_id: str) -> list[AssetStep]:
             if event.step_key:
                 step.step_key = event.step_key
                 assets_of_step.setdefault(event.step_key, set()).add(name)
-        elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
+        elif kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             if not evaluation.passed:
                 name = evaluation.asset_key.to_user_string()

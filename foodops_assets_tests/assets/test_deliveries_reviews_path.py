@@ -477,6 +477,8 @@ def test_a_late_review_rebuilds_its_day_and_the_rolling_window_after_it(
     for step in plan:
         # this test is about the ratings; the ML features have their own tests (test_ml.py)
         assets = [x for x in step.assets if x not in ML_ASSETS]
+        if not assets:
+            continue
         result = materialize(
             a,
             spark_resource,

@@ -84,7 +84,7 @@ def test_the_orders_path_end_to_end(reference, spark_resource, spark):
         for r in _rows(spark, lake, DEAD_LETTER_QUEUE, D2).collect()
     }
     assert sorted(dlq.values()) == sorted(
-        [["parseable_record"], ["valid_price"], ["valid_price", "valid_quantity"], ["has_user_id"]]
+        [["parseable_record"], ["valid_price"], ["valid_quantity", "valid_price"], ["has_user_id"]]
     )
 
     meta = _metadata(result, "orders_valid")

@@ -42,6 +42,10 @@ def _quality(doc: dict, rule: str) -> dict:
     )
 
 
+def _sla(doc: dict, name: str) -> dict:
+    return next(p for p in doc["slaProperties"] if p["property"] == name)
+
+
 def _impl(doc: dict, rule: str) -> dict:
     return _quality(doc, rule)["implementation"]
 
@@ -158,6 +162,10 @@ def test_reference_contracts_load():
         ),
         (lambda d: d["slaProperties"][1].update(value=5), "is a share between 0 and 1"),
         (lambda d: d["slaProperties"][0].update(unit="fortnight"), "unit must be one of"),
+        (
+            lambda d: _sla(d, "dlq_retention_days").update(unit="month"),
+            "dlq_retention_days\\) is a number of days: give it unit: d",
+        ),
         (lambda d: _quality(d, "has_order_id").update(id="parseable_record"), "reserved"),
         (lambda d: d.update(kind="Table"), "'kind' must be DataContract"),
         (

@@ -14,7 +14,7 @@ from dagster._core.definitions.metadata.external_metadata import metadata_map_fr
 from deltalake import DeltaTable
 
 from foodops_assets.checks import names
-from foodops_assets.databricks.metadata import to_pipes_metadata
+from foodops_assets.databricks.metadata import from_pipes_metadata, to_pipes_metadata
 from foodops_assets.definitions import build_definitions
 from foodops_assets.lakehouse.tables import DEAD_LETTER_QUEUE, ORDERS_RAW, ORDERS_VALID
 from foodops_assets.settings import Settings
@@ -162,6 +162,9 @@ def test_a_circuit_breaker_on_the_remote_side_fails_the_step_and_publishes_nothi
         dg.MetadataValue.path("/lake/silver/orders_valid"),
         dg.MetadataValue.json({"a": [1, 2]}),
         dg.MetadataValue.md("| a |"),
+        dg.MetadataValue.url("https://example.com/run/1"),
+        dg.MetadataValue.timestamp(1767225600.5),
+        dg.MetadataValue.null(),
         dg.MetadataValue.table_schema(
             dg.TableSchema(columns=[dg.TableColumn("id", "string", description="the id")])
         ),
@@ -181,4 +184,8 @@ def test_a_circuit_breaker_on_the_remote_side_fails_the_step_and_publishes_nothi
     ],
 )
 def test_metadata_survives_the_trip_through_pipes(value):
-    assert metadata_map_from_external(to_pipes_metadata({"k": value}))["k"] == value
+    sent = to_pipes_metadata({"k": value})
+    # read back by Pipes itself (the step's own assets) and by the orchestrator's side
+    # channel (the dead-letter queue): both give the value the task recorded
+    assert metadata_map_from_external(sent)["k"] == value
+    assert from_pipes_metadata(sent)["k"] == value

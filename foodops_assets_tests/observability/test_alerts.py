@@ -1,14 +1,10 @@
-"""Alerts reach a real HTTP server on 127.0.0.1: a failed run, a failed blocking check, an SLA
-breach."""
+"""Alerts reach a real HTTP server on 127.0.0.1: a failed run, a failed blocking check, a late
+landing and a late partition (stale assets: test_freshness_e2e.py, with Dagster's daemon)."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import pytest
@@ -16,43 +12,17 @@ import pytest
 from foodops_assets.definitions import build_definitions
 from foodops_assets.observability.alerts import (
     CHECK_FAILURE_SENSOR,
+    PARTITION_DEADLINE_SENSOR,
     RUN_FAILURE_SENSOR,
-    SLA_SENSOR,
     AlertDeliveryError,
     WebhookResource,
 )
 from foodops_assets_tests.conftest import materialize
 from foodops_assets_tests.factories import delivery, line, order
+from foodops_assets_tests.processes import webhook_server
 
 TODAY = dt.datetime.now(dt.UTC).date()
 D = TODAY - dt.timedelta(days=2)
-
-
-@contextlib.contextmanager
-def webhook_server(status: int = 200):
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's name)
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append(
-                {"path": self.path, "type": self.headers["Content-Type"], **json.loads(body)}
-            )
-            self.send_response(status)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/hooks/foodops", received
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def tick(defs, name, instance, cursor, url):
@@ -125,21 +95,46 @@ def test_run_failure_and_check_failure_alerts_post_to_the_webhook_and_are_not_re
     assert facts["run_url"].endswith(f"/runs/{run_id}")
 
 
-def test_sla_breach_alerts_once_per_partition(lake, instance):
+def test_a_late_landing_and_a_late_partition_alert_once_each(lake, instance):
     defs = build_definitions(lake.settings)
-    # orders landed for every recent day but one, whose SLA (120 min after its day) is long gone
-    missing = TODAY - dt.timedelta(days=3)
-    for back in range(1, 8):
+    # orders landed and were published (silver and gold) for every recent day but two: one
+    # day nothing landed (the producer is late), another landed but was never materialised
+    missing, unpublished = TODAY - dt.timedelta(days=3), TODAY - dt.timedelta(days=4)
+    for back in range(1, 10):
         day = TODAY - dt.timedelta(days=back)
         if day != missing:
             lake.land("orders", day, "b.jsonl", [line(order(1, day=day))])
+        if day not in (missing, unpublished):
+            for asset in ("orders_valid", "restaurant_daily_sales", "city_hourly_demand"):
+                instance.report_runless_asset_event(
+                    dg.AssetMaterialization(asset, partition=day.isoformat())
+                )
     with webhook_server() as (url, received):
-        cursor = tick(defs, SLA_SENSOR, instance, None, url)
-        tick(defs, SLA_SENSOR, instance, cursor, url)  # the next tick does not repeat it
-    assert sorted(m["foodops"]["partition"] for m in received) == [missing.isoformat()]
-    [alert] = received
-    assert alert["foodops"]["kind"] == "sla_breach" and alert["foodops"]["assets"] == ["orders_raw"]
-    assert f"orders/date={missing.isoformat()}" in alert["foodops"]["error"]
+        cursor = tick(defs, PARTITION_DEADLINE_SENSOR, instance, None, url)
+        tick(defs, PARTITION_DEADLINE_SENSOR, instance, cursor, url)  # nothing repeats
+    orders = [m["foodops"] for m in received if m["foodops"]["source"] == "orders"]
+    assert sorted((m["kind"], m["partition"]) for m in orders) == sorted(
+        [
+            ("sla_breach", missing.isoformat()),
+            ("partition_late", missing.isoformat()),
+            ("partition_late", unpublished.isoformat()),
+        ]
+    )
+    landing = next(m for m in orders if m["kind"] == "sla_breach")
+    assert landing["assets"] == ["orders_raw"] and "producer is late" in landing["error"]
+    assert f"orders/date={missing.isoformat()}" in landing["error"]
+    assert landing["deadline"].startswith(f"{missing + dt.timedelta(days=1)}T02:00")
+    late = {m["partition"]: m for m in orders if m["kind"] == "partition_late"}
+    for day in (missing, unpublished):
+        facts = late[day.isoformat()]
+        assert facts["assets"] == ["city_hourly_demand", "orders_valid", "restaurant_daily_sales"]
+        assert facts["deadline"].startswith(f"{day + dt.timedelta(days=1)}T03:00")
+        assert "never materialised" in facts["error"]
+    # why: nothing landed, or the files are there and the runs are what to look at
+    assert late[missing.isoformat()]["landed_files"] == 0
+    assert late[unpublished.isoformat()]["landed_files"] == 1
+    # deliveries and reviews landed nothing at all: their producers are reported too
+    assert {m["foodops"]["source"] for m in received} == {"orders", "deliveries", "reviews"}
 
 
 def test_webhook_errors_never_reveal_the_url(lake):

@@ -4,6 +4,7 @@ the arrow writer at an agreed instant, and reports how it ended (no Spark: delta
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 
 import pyarrow as pa
@@ -35,3 +36,10 @@ def write_at(lake_root, table, writer, where, start, results) -> None:
         results.put((writer, "ok", ""))
     except Exception as exc:  # noqa: BLE001 - reported to the test
         results.put((writer, type(exc).__name__, str(exc)))
+
+
+def write_held(lake_root, table, writer, where, env, results) -> None:
+    """The same write, held in the middle of its Delta write until the release file of
+    ``env`` appears (the ``hang_write`` fault point), then reported like ``write_at``."""
+    os.environ.update(env)
+    write_at(lake_root, table, writer, where, 0, results)

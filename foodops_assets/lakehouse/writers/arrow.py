@@ -22,15 +22,18 @@ class Writer(DeltaWriter):
         return df.toArrow()
 
     def commit(self, rows: pa.Table, plan: Commit) -> tuple[int, int]:
-        source = _hanging_reader(rows, plan.hang) if plan.hang else rows
-        version = self.store.overwrite(
-            source,
-            plan.table,
-            plan.predicate,
-            description=plan.description,
-            commit_metadata=plan.metadata,
-        )
-        return version, rows.num_rows
+        def once(plan: Commit) -> int:
+            source = _hanging_reader(rows, plan.hang) if plan.hang else rows
+            return self.store.overwrite(
+                source,
+                plan.table,
+                plan.predicate,
+                description=plan.description,
+                commit_metadata=plan.metadata,
+                on=plan.before.snapshot if plan.before else None,
+            )
+
+        return self.commit_over_races(plan, once), rows.num_rows
 
 
 def _hanging_reader(data: pa.Table, hang: Callable[[], None]) -> pa.RecordBatchReader:

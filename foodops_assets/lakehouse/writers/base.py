@@ -19,17 +19,30 @@ steps for every backend:
 A backend (one module per ``FOODOPS_DELTA_WRITER`` value, a class named ``Writer``)
 implements only ``commit`` and, where it differs, how it reads, what rows it commits and
 how it sees the table.
+
+**A commit that loses a race.** Writers and ``lake_maintenance`` share tables without a
+lock. A delta-rs backend commits through :meth:`DeltaWriter.commit_over_races`: its commit
+goes right on top of the snapshot it read, with no retry inside delta-rs (whose rebase
+ignores removes without dataChange: over a compaction of the same partition it would keep
+the compacted copy of the old rows beside the new ones). When another commit got in first,
+the commits since decide (:meth:`..delta.DeltaStore.commits_since`): maintenance's
+(compaction, purge past retention, window properties) and other partitions' let it commit
+again on the table as it is now (at most ``WRITE_ATTEMPTS`` times), so maintenance never
+makes a writer fail; a change to the same partitions or to the schema fails the write
+(:class:`..delta.ConcurrentWriteError`). ``delta_spark`` leaves this to Delta-Spark's own
+conflict checks.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, ClassVar
 
 import pyarrow as pa
+from deltalake.exceptions import CommitFailedError
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -37,6 +50,7 @@ from pyspark.sql.pandas.types import from_arrow_schema, from_arrow_type, to_arro
 
 from ...drills import faults
 from ..delta import (
+    ConcurrentWriteError,
     DeltaStore,
     PartitionValues,
     PredicateError,
@@ -47,6 +61,8 @@ from ..delta import (
 from ..tables import TableRef
 
 Rows = DataFrame | pa.Table
+# how often a write commits again after losing its commit to commits that let it
+WRITE_ATTEMPTS = 5
 
 
 class RefusedWrite(ValueError):
@@ -154,7 +170,9 @@ class DeltaWriter(ABC):
         return WriteResult(
             table_uri=self.store.uri(table),
             version=version,
-            previous_version=before.version if before else None,
+            # the version right under this write's commit (maintenance's or another
+            # partition's, when they got in first): what a rollback returns to
+            previous_version=version - 1 if before else None,
             rows_written=rows_written,
             predicate=predicate,
             partitions=[str(v) for v in where[table.partition_by[0]]] if where else [],
@@ -166,6 +184,49 @@ class DeltaWriter(ABC):
     def commit(self, rows: Rows, plan: Commit) -> tuple[int, int]:
         """Commit ``rows`` as ``plan`` says, in one atomic Delta commit that replaces only
         ``plan.predicate``'s partitions; (the new version, rows written)."""
+
+    def commit_over_races(self, plan: Commit, commit_once: Callable[[Commit], int]) -> int:
+        """``commit_once(plan)``: the backend's delta-rs commit on ``plan.before`` (no retry
+        inside delta-rs), returning the version committed. When it loses its commit
+        (``CommitFailedError``) only to commits that let it (:meth:`..delta.LogCommit.
+        lets_write`), it runs again on the table as it is now, without the drill's hang;
+        otherwise, or after ``WRITE_ATTEMPTS`` attempts, :class:`..delta.ConcurrentWriteError`."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                return commit_once(plan)
+            except CommitFailedError as exc:
+                if plan.before is None:  # two writers creating the table: delta-rs' error
+                    raise
+                self._check_lost_commit(plan, exc, attempt)
+                before = self.table_state(plan.table)
+                plan = replace(plan, before=before, hang=None)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _check_lost_commit(self, plan: Commit, error: CommitFailedError, attempt: int) -> None:
+        """Returns when every commit since ``plan.before`` lets the write commit over it and
+        attempts are left; raises :class:`..delta.ConcurrentWriteError` otherwise, and
+        ``error`` itself when nobody committed."""
+        table = plan.table
+        what = plan.predicate or "whole table"
+        commits = self.store.commits_since(table, plan.before.version)
+        if not commits:  # nobody committed: not a race, delta-rs' own error
+            raise error
+        blocking = [c for c in commits if not c.lets_write(table, plan.where)]
+        if not blocking and attempt < WRITE_ATTEMPTS:
+            return
+        if blocking:
+            beaten_by = ", ".join(c.describe() for c in blocking)
+            raise ConcurrentWriteError(
+                f"another writer committed to {table.name} ({what}) while this write was "
+                f"running ({beaten_by}), so this write was not committed and readers see the "
+                f"other writer's partition whole. Re-run this partition once the other run "
+                f"has finished (Delta said: {error})"
+            ) from None
+        raise ConcurrentWriteError(
+            f"the write of {table.name} ({what}) lost its commit {attempt} times in a row "
+            f"(last to {', '.join(c.describe() for c in commits)}): nothing of it was "
+            "committed. Re-run this partition"
+        ) from None
 
     def widen(
         self, table: TableRef, incoming: pa.Schema, commit_metadata: Mapping[str, Any] | None

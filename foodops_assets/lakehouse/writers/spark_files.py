@@ -16,7 +16,10 @@ process. A partition write is:
    delta-rs commits them together with the removal of the partitions' old
    files as ONE Delta commit (``create_write_transaction(mode="overwrite",
    partition_filters=...)``, or ``create_table_with_add_actions`` for a new
-   table).
+   table). The commit goes on top of the snapshot the write read, with no retry
+   inside delta-rs; one that loses a race is committed again, the same files, by
+   the shared rule (``base.DeltaWriter.commit_over_races``): delta-rs' own rebase
+   would keep a compaction's copy of the partition's old rows beside the new ones.
 
 Until step 3 commits, readers see the previous version; a failure at any
 step deletes the staged and moved files (a process killed outright leaves
@@ -79,7 +82,6 @@ class Writer(DeltaWriter):
         data_schema = pa.schema(
             [f for f in arrow_schema_of(rows) if f.name not in table.partition_by]
         )
-        existing = plan.before.snapshot if plan.before else None
         write_id = uuid.uuid4().hex
         fs, table_path = _filesystem(store.uri(table))
         staging = f"{table_path}/{STAGING_DIR}/{write_id}"
@@ -99,15 +101,20 @@ class Writer(DeltaWriter):
                 plan.hang()  # a drill: killed with the files in place, before the commit
             metadata = {**plan.metadata, "foodops_write_id": write_id}
             schema = Schema.from_arrow(plan.schema)
-            try:
-                _commit(
-                    store, table, existing, actions, schema, allowed, plan.description, metadata
+
+            def once(p: Commit) -> int:
+                snapshot = p.before.snapshot if p.before else None
+                return _commit(
+                    store, table, snapshot, actions, schema, allowed, p.description, metadata
                 )
+
+            try:
+                version = self.commit_over_races(plan, once)
             except Exception:
                 # a commit that failed on the way back may still have landed: never
                 # delete files that the log now references
-                committed = _committed(store, table, write_id)
-                if not committed:
+                version = _committed(store, table, write_id)
+                if version is None:
                     raise
             committed = True
         finally:
@@ -117,8 +124,7 @@ class Writer(DeltaWriter):
             # only this write's own directory: the staging root stays, as other writers of the
             # same table (the dead-letter queue's sources) may be staging in it right now
             _delete_dir(fs, staging)
-        after = DeltaTable(store.uri(table), storage_options=store.storage_options)
-        return after.version(), sum(json.loads(a.stats)["numRecords"] for a in actions)
+        return version, sum(json.loads(a.stats)["numRecords"] for a in actions)
 
 
 # -- Spark side -------------------------------------------------------------------------
@@ -351,8 +357,8 @@ def _commit(
     allowed: Mapping[str, set[str]],
     description: str | None,
     metadata: Mapping[str, Any],
-) -> None:
-    properties = CommitProperties(custom_metadata=dict(metadata))
+) -> int:
+    """Commit the moved files on ``existing`` (no retry inside delta-rs); the version."""
     if existing is None:
         create_table_with_add_actions(
             store.uri(table),
@@ -363,9 +369,10 @@ def _commit(
             name=table.name,
             description=description,
             storage_options=store.storage_options,
-            commit_properties=properties,
+            commit_properties=CommitProperties(custom_metadata=dict(metadata)),
         )
-        return
+        return 0
+    properties = CommitProperties(custom_metadata=dict(metadata), max_commit_retries=0)
     filters = [(column, "in", sorted(values)) for column, values in allowed.items()]
     existing.create_write_transaction(
         actions,
@@ -375,14 +382,16 @@ def _commit(
         partition_filters=filters or None,
         commit_properties=properties,
     )
+    return existing.version() + 1  # no retry: right on top of the snapshot
 
 
-def _committed(store: DeltaStore, table: TableRef, write_id: str) -> bool:
+def _committed(store: DeltaStore, table: TableRef, write_id: str) -> int | None:
+    """The version of this write's commit, if it landed (None when it did not)."""
     try:
         latest = DeltaTable(store.uri(table), storage_options=store.storage_options).history(5)
     except Exception:
-        return False
-    return any(entry.get("foodops_write_id") == write_id for entry in latest)
+        return None
+    return next((e["version"] for e in latest if e.get("foodops_write_id") == write_id), None)
 
 
 def _delete_file(fs: pafs.FileSystem, path: str) -> None:

@@ -7,6 +7,8 @@ with identical content and statistics for the same input.
 
 import datetime as dt
 import json
+import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,7 +18,8 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
-from foodops_assets.lakehouse.delta import PredicateError
+from foodops_assets.lakehouse.delta import ConcurrentWriteError, PredicateError
+from foodops_assets.lakehouse.maintenance import Plan, maintain
 from foodops_assets.lakehouse.tables import DEAD_LETTER_QUEUE, TableRef
 from foodops_assets.lakehouse.writers import spark_files
 from foodops_assets_tests.conftest import Lake
@@ -283,3 +286,72 @@ def test_file_stats_follow_delta_rs_for_timestamps_and_decimals(tmp_path):
         "nullCount": {"at": 0, "price": 0},
     }
     assert json.dumps(stats)  # JSON as the Delta log needs it
+
+
+@pytest.mark.parametrize(
+    "meanwhile", ["maintenance", "maintenance, 31-day window", "other partition", "same partition"]
+)
+def test_a_held_write_commits_over_maintenance_and_other_partitions_never_over_its_own(
+    spark, lake, tmp_path, monkeypatch, meanwhile
+):
+    """A spark_files write held with its files written and moved, not committed
+    (``hang_write``), while others commit to the table. delta-rs alone would commit it over
+    a compaction of its partition and keep the compacted old rows beside the new ones (it
+    ignores removes without dataChange), so the commit must decide itself."""
+    store = lake.store
+    files = lake.writer("spark_files")
+    files.write_partitions(_df(spark, _rows(D1, 12)), T, {"partition_date": [D1]})
+    files.write_partitions(_df(spark, _rows(D2, 6)), T, {"partition_date": [D2]})
+    marker, release = tmp_path / "held", tmp_path / "release"
+    monkeypatch.setenv("FOODOPS_FAULTS", f"hang_write:{T.name}")
+    monkeypatch.setenv("FOODOPS_FAULT_MARKER", str(marker))
+    monkeypatch.setenv("FOODOPS_FAULT_RELEASE", str(release))
+    new = _df(spark, _rows(D1, 8, offset=100))
+    outcome: list = []
+
+    def held_write():
+        try:
+            outcome.append(files.write_partitions(new, T, {"partition_date": [D1]}))
+        except Exception as exc:  # noqa: BLE001 - the test reads it
+            outcome.append(exc)
+
+    writer = threading.Thread(target=held_write)
+    writer.start()
+    try:
+        deadline = time.time() + 300
+        while not marker.exists():
+            assert writer.is_alive() and time.time() < deadline
+            time.sleep(0.1)
+        monkeypatch.delenv("FOODOPS_FAULTS")  # the writers below are not held
+        if meanwhile.startswith("maintenance"):
+            # compaction (of D1's files too), vacuum, checkpoint; a 31-day window also sets
+            # the window properties first (longer than Delta's default log retention)
+            hours = 31 * 24 if "31-day" in meanwhile else 7 * 24
+            report = maintain(store, T, Plan(window_hours=hours, retention_hours=hours))
+            assert report.compacted_files > 1 and not report.lost_races
+            assert bool(report.properties_set) == ("31-day" in meanwhile)
+        else:
+            day = D2 if meanwhile == "other partition" else D1
+            other = pa.table({"id": ["other"], "partition_date": [day]})
+            lake.writer("arrow").write_partitions(other, T, {"partition_date": [day]})
+        committed_meanwhile = store.version(T)
+    finally:
+        release.touch()
+        writer.join(timeout=300)
+    [result] = outcome
+
+    d1 = sorted(r["id"] for r in store.to_arrow(T, {"partition_date": [D1]}).to_pylist())
+    if meanwhile == "same partition":
+        assert isinstance(result, ConcurrentWriteError)
+        assert f"version {committed_meanwhile} (WRITE by another writer)" in str(result)
+        assert d1 == ["other"] and store.version(T) == committed_meanwhile
+        return
+    # exactly the new rows: none of the compacted old ones, nothing lost
+    assert d1 == sorted(f"id-{D1.day}-{i + 100}" for i in range(8))
+    assert result.version == committed_meanwhile + 1
+    assert result.previous_version == committed_meanwhile
+    d2 = store.to_arrow(T, {"partition_date": [D2]}).num_rows
+    assert d2 == (1 if meanwhile == "other partition" else 6)
+    if "31-day" in meanwhile:  # the properties it set stay
+        config = DeltaTable(store.uri(T)).metadata().configuration
+        assert config["delta.logRetentionDuration"] == "interval 31 days"
