@@ -1,4 +1,4 @@
-"""The baseline a sceptic would write: the daily graph as one plain PySpark script.
+"""The shared-transforms script: the daily graph as one PySpark script calling OUR code.
 
     .venv/bin/python bench/bare_spark.py --landing DIR --lake DIR --date YYYY-MM-DD
 
@@ -6,7 +6,11 @@ Same transforms (``foodops_assets.transforms``), same contracts, same Delta writ
 (``lakehouse.writers.arrow``: one predicate-overwrite commit per table) as the assets, for
 one partition, in one process with one local[2] session and the same Spark settings —
 but no Dagster, no checks, no metadata, no read-back of what was written. Prints
-``bare_spark_seconds: S`` (session start included, as it is in a Dagster run).
+``shared_transforms_seconds: S`` (session start included, as it is in a Dagster run).
+
+It isolates what orchestration, checks and metadata add (``orchestration_overhead_ratio``
+in ``make bench``). It is NOT an independent baseline: a slow transform of ours slows it
+too. ``bench/independent_bare.py`` is the one that shares no code.
 """
 
 from __future__ import annotations
@@ -146,34 +150,15 @@ def run(
     return elapsed
 
 
-def json_floor(landing_root: str, day: dt.date) -> float:
-    """Session start + Spark reading and counting the day's landing JSON, nothing else."""
-    start = time.perf_counter()
-    spark = _session(DEFAULT_SPARK_DRIVER_MEMORY)
-    landing = LandingZone(landing_root)
-    paths = [
-        f.path
-        for s in ("orders", "deliveries", "reviews")
-        for f in landing.daily_files(s, [day])[day]
-    ]
-    spark.read.text(paths).count()
-    elapsed = time.perf_counter() - start
-    spark.stop()
-    return elapsed
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--landing", required=True)
     parser.add_argument("--lake", required=True)
     parser.add_argument("--date", required=True, type=dt.date.fromisoformat)
     parser.add_argument("--driver-memory", default=DEFAULT_SPARK_DRIVER_MEMORY)
-    parser.add_argument("--floor", action="store_true", help="only the JSON scan floor")
     args = parser.parse_args()
-    if args.floor:
-        print(f"json_scan_floor_seconds: {json_floor(args.landing, args.date):.2f}")
-        return
-    print(f"bare_spark_seconds: {run(args.landing, args.lake, args.date, args.driver_memory):.2f}")
+    seconds = run(args.landing, args.lake, args.date, args.driver_memory)
+    print(f"shared_transforms_seconds: {seconds:.2f}")
 
 
 if __name__ == "__main__":

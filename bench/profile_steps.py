@@ -9,8 +9,23 @@ Without RUN_ID, every run of the instance, oldest first. Prints one line per ste
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import dagster as dg
+
+
+def step_seconds(dagster_home: Path) -> tuple[float, dict[str, float]]:
+    """(wall seconds of the run, {step: seconds}) of the newest run of the instance at
+    dagster_home; the run's seconds go from its launch to its end, as the event log has them."""
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        run = instance.get_runs(limit=1)[0]
+        stats = instance.get_run_stats(run.run_id)
+        total = (stats.end_time or 0) - (stats.launch_time or stats.start_time or 0)
+        steps = {
+            s.step_key: (s.end_time or 0) - (s.start_time or 0)
+            for s in instance.get_run_step_stats(run.run_id)
+        }
+    return total, steps
 
 
 def main() -> None:
