@@ -205,7 +205,10 @@ def test_dg_checks_and_lists_the_definitions(lake):
         "foodops_freshness_alert",
         "foodops_partition_deadlines",
     }
-    assert [s["name"] for s in listed["schedules"]] == ["foodops_daily_backstop"]
+    assert sorted(s["name"] for s in listed["schedules"]) == [
+        "foodops_daily_backstop",
+        "foodops_lake_maintenance",
+    ]
 
 
 def test_a_malformed_contract_stops_the_code_location_with_the_reason(lake, tmp_path):
