@@ -4,9 +4,11 @@ Each sensor keeps a cursor (:mod:`foodops_assets.lakehouse.arrivals`) so a
 tick lists only the ``date=`` directories that changed, survives restarts
 (the cursor lives in the Dagster instance) and requests each set of files
 once (stable run keys). A new file in ``orders/date=D/`` requests a run of
-``orders_raw`` (and ``orders_valid``, in the same run) for partition D — an old D
-for a late file; the other silver tables, gold and the rest follow through
-declarative automation (``conditions.py``).
+``orders_raw`` for partition D — an old D for a late file — with, in the same run,
+``orders_valid`` and the gold tables that read only it (``restaurant_daily_sales``,
+``city_hourly_demand``; once the restaurants snapshot is loaded); the other silver
+tables, their gold and the ML features follow through declarative automation
+(``conditions.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,17 @@ DAILY_SOURCES = {
 # orders_valid, so they wait for it through declarative automation.
 SILVER_IN_THE_SAME_RUN = {
     "orders": tables.ORDERS_VALID.name,
+}
+# Gold that a landed file reaches in the same run: tables that read only that silver table
+# and the reference snapshots, so a dashboard does not wait for an automation tick and a
+# second process and JVM. Their reconciliation checks still gate their publication. Asked
+# for only while the references they read are loaded; before that, automation brings them
+# once the snapshots are there (it waits for missing upstream partitions).
+GOLD_IN_THE_SAME_RUN = {
+    "orders": (tables.RESTAURANT_DAILY_SALES.name, tables.CITY_HOURLY_DEMAND.name),
+}
+GOLD_READS = {
+    "orders": (tables.RESTAURANTS.name,),
 }
 SNAPSHOT_SOURCES = {
     "restaurants": tables.RESTAURANTS.name,
@@ -87,7 +100,13 @@ def _daily_sensor(
     selection = [dg.AssetKey(asset)]
     if source in SILVER_IN_THE_SAME_RUN:
         selection.append(dg.AssetKey(SILVER_IN_THE_SAME_RUN[source]))
+    gold = [dg.AssetKey(name) for name in GOLD_IN_THE_SAME_RUN.get(source, ())]
     also = f" and {SILVER_IN_THE_SAME_RUN[source]}" if source in SILVER_IN_THE_SAME_RUN else ""
+    if gold:
+        also += (
+            f", with {', '.join(GOLD_IN_THE_SAME_RUN[source])} once "
+            f"{', '.join(GOLD_READS[source])} is loaded,"
+        )
 
     @dg.sensor(
         name=arrival_sensor_name(source),
@@ -95,7 +114,7 @@ def _daily_sensor(
             f"Requests {asset}{also} for the partition of every new file under "
             f"<landing>/{source}/date=YYYY-MM-DD/ (a late file requests its old partition)."
         ),
-        target=selection,
+        target=selection + gold,
         minimum_interval_seconds=settings.sensor_interval_seconds,
         default_status=default_status(settings),
     )
@@ -118,12 +137,15 @@ def _daily_sensor(
         if not context.cursor:
             # a fresh cursor (a new deployment, a reset): do not reload what bronze holds
             arrivals = [a for a in arrivals if not _partition_loaded(context, asset, a)]
+        with_gold = selection
+        if arrivals and gold and all(_loaded(context, n) for n in GOLD_READS.get(source, ())):
+            with_gold = selection + gold
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(
                     run_key=arrival.run_key,
                     partition_key=arrival.partition,
-                    asset_selection=selection,
+                    asset_selection=with_gold,
                     tags={
                         **run_tags(settings),
                         TRIGGER_TAG: "file_arrival",
@@ -169,6 +191,11 @@ def _snapshot_sensor(source: str, asset: str, settings: Settings) -> dg.SensorDe
         return dg.SensorResult(run_requests=requests, cursor=dump_cursor(scan.cursor))
 
     return _sensor
+
+
+def _loaded(context: dg.SensorEvaluationContext, asset: str) -> bool:
+    """An unpartitioned table (a reference snapshot) has been materialised."""
+    return context.instance.get_latest_materialization_event(dg.AssetKey(asset)) is not None
 
 
 def _partition_loaded(context: dg.SensorEvaluationContext, asset: str, arrival) -> bool:

@@ -1,9 +1,10 @@
 """The platform runs itself: a real Dagster instance and daemon, sensors on.
 
 One daemon start checks the chain a user relies on: a file lands -> the orders sensor
-requests bronze and silver for its partition in one run -> the silver table gains the
-rows -> declarative automation requests what follows silver (gold); the reference
-sensors do not reload snapshots bronze already holds; the runs carry the run timeout tag.
+requests bronze, silver and the orders gold for its partition in one run -> the silver
+and gold tables gain the rows -> declarative automation requests what else follows silver
+(the recommendations), not silver or gold again; the reference sensors do not reload
+snapshots bronze already holds; the runs carry the run timeout tag.
 """
 
 from __future__ import annotations
@@ -30,7 +31,17 @@ def _runs(instance) -> list[dg.DagsterRun]:
     return list(instance.get_runs())
 
 
-def test_a_landed_file_reaches_silver_in_the_sensor_run_and_gold_through_automation(
+def _covers(run: dg.DagsterRun, day: dt.date) -> bool:
+    """The run is for ``day``: its partition, or a range holding it (a single-run backfill)."""
+    tags, key = run.tags, day.isoformat()
+    if "dagster/partition" in tags:
+        return tags["dagster/partition"] == key
+    first = tags.get("dagster/asset_partition_range_start")
+    last = tags.get("dagster/asset_partition_range_end")
+    return bool(first and last) and first <= key <= last
+
+
+def test_a_landed_file_reaches_silver_and_gold_in_the_sensor_run_and_automation_follows(
     lake, spark_resource
 ):
     env = subprocess_env(
@@ -57,37 +68,37 @@ def _flow(lake, spark_resource, env, instance):
         os.utime(path, (past, past))
 
         deadline = time.monotonic() + WAIT_SECONDS
-        silver = None
+        gold = None
         while time.monotonic() < deadline:
             assert daemon.poll() is None, (lake.root / "dagster-daemon.log").read_text()[-4000:]
-            event = instance.get_latest_materialization_event(dg.AssetKey("orders_valid"))
+            event = instance.get_latest_materialization_event(dg.AssetKey("restaurant_daily_sales"))
             if event is not None and event.dagster_event.partition == D.isoformat():
-                silver = event
+                gold = event
                 break
             failed = [r for r in _runs(instance) if r.status == dg.DagsterRunStatus.FAILURE]
             assert not failed, [r.run_id for r in failed]
             time.sleep(3)
-        assert silver is not None, (
-            f"no orders_valid {D} within {WAIT_SECONDS}s; runs: "
+        assert gold is not None, (
+            f"no restaurant_daily_sales {D} within {WAIT_SECONDS}s; runs: "
             f"{[(r.job_name, r.status, dict(r.tags)) for r in _runs(instance)]}\n"
             + (lake.root / "dagster-daemon.log").read_text()[-4000:]
         )
-        # declarative automation takes over after silver: a run for the orders gold of D
-        gold = None
-        while gold is None and time.monotonic() < deadline:
-            gold = next(
+        silver = instance.get_latest_materialization_event(dg.AssetKey("orders_valid"))
+        # declarative automation takes over after the sensor's run: what else follows silver
+        # (the recommendations of D and the day after, one range run) is requested, not gold
+        followed = None
+        while followed is None and time.monotonic() < deadline:
+            followed = next(
                 (
                     r
                     for r in _runs(instance)
-                    if r.tags.get("foodops/trigger") == "automation"
-                    and dg.AssetKey("restaurant_daily_sales") in (r.asset_selection or ())
-                    and r.tags.get("dagster/partition") == D.isoformat()
+                    if r.tags.get("foodops/trigger") == "automation" and _covers(r, D)
                 ),
                 None,
             )
             time.sleep(2)
-        assert gold is not None, (
-            f"automation requested no gold for {D} within {WAIT_SECONDS}s; runs: "
+        assert followed is not None, (
+            f"automation requested nothing for {D} within {WAIT_SECONDS}s; runs: "
             f"{[(r.job_name, r.status, dict(r.tags)) for r in _runs(instance)]}"
         )
         runs = {r.run_id: r for r in _runs(instance)}
@@ -101,17 +112,29 @@ def _flow(lake, spark_resource, env, instance):
     )
     assert bronze_run.status == dg.DagsterRunStatus.SUCCESS
     assert bronze_run.tags["dagster/partition"] == D.isoformat()
-    assert bronze_run.asset_selection == {dg.AssetKey("orders_raw"), dg.AssetKey("orders_valid")}
+    assert bronze_run.asset_selection == {
+        dg.AssetKey("orders_raw"),
+        dg.AssetKey("orders_valid"),
+        dg.AssetKey("restaurant_daily_sales"),
+        dg.AssetKey("city_hourly_demand"),
+    }
     assert bronze_run.tags["dagster/max_runtime"] == "7200"
-    # silver came from the sensor's own run (one process, one JVM), and only from it
-    assert silver.run_id == bronze_run.run_id
+    # silver and gold came from the sensor's own run (one process, one JVM), and only from it
+    assert silver.run_id == bronze_run.run_id == gold.run_id
     assert not [
         r
         for r in runs.values()
-        if dg.AssetKey("orders_valid") in (r.asset_selection or ())
+        if {dg.AssetKey("orders_valid"), dg.AssetKey("restaurant_daily_sales")}
+        & set(r.asset_selection or ())
         and r.run_id != bronze_run.run_id
     ]
-    assert gold.tags["dagster/max_runtime"] == "7200"
+    assert followed.tags["dagster/max_runtime"] == "7200"
+    # gold counts the landed orders (its reconciliation with silver passed before it published)
+    sales = DeltaTable(str(lake.lake / "gold" / "restaurant_daily_sales")).to_pyarrow_table()
+    placed = sum(sales.column("orders").to_pylist()) + sum(
+        sales.column("cancelled_orders").to_pylist()
+    )
+    assert placed == 12
     # the snapshot sensors saw snapshots that bronze already holds: no reload
     assert not [
         r for r in runs.values() if r.tags.get("foodops/source") in ("restaurants", "dishes")

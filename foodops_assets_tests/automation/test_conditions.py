@@ -127,6 +127,21 @@ def test_a_file_arrival_run_of_bronze_and_silver_leaves_the_automation_only_gold
     assert tick() == {}
 
 
+def test_gold_made_in_the_file_arrival_run_is_not_requested_again(lake, instance):
+    """With the restaurants loaded, the orders sensor's run materialises bronze, silver and
+    the orders gold together: the next tick requests none of them again (only what else
+    follows silver)."""
+    defs, tick = snapshots_loaded(lake, instance)
+    materialized(instance, "orders_raw", D)
+    materialized(instance, "orders_valid", D, checks=blocking_checks(defs, "orders_valid"))
+    for gold in ("restaurant_daily_sales", "city_hourly_demand"):
+        materialized(instance, gold, D, checks=blocking_checks(defs, gold))
+    requested = tick()
+    assert not {"orders_valid", "restaurant_daily_sales", "city_hourly_demand"} & set(requested)
+    assert D in requested["dish_recommendations"]
+    assert tick() == {}
+
+
 def test_the_automation_sensor_and_the_schedule_are_defined(lake):
     repo = build_definitions(lake.settings).get_repository_def()
     sensor = repo.get_sensor_def(AUTOMATION_SENSOR)

@@ -43,12 +43,35 @@ def age(path, seconds=60):
     os.utime(path.parent, (past, past))
 
 
+def test_with_the_restaurants_loaded_a_landed_orders_file_reaches_gold_in_the_same_run(lake, defs):
+    age(lake.land("orders", D, "batch-1.jsonl", ['{"order_id": "o-1"}']))
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization("restaurants"))
+        [request], _ = tick(defs, "orders", instance=instance)
+    # one process and one JVM from the landed file to the dashboards' tables: no wait for
+    # an automation tick, no second run
+    assert request.asset_selection == [
+        dg.AssetKey("orders_raw"),
+        dg.AssetKey("orders_valid"),
+        dg.AssetKey("restaurant_daily_sales"),
+        dg.AssetKey("city_hourly_demand"),
+    ]
+    assert request.partition_key == D.isoformat()
+    # deliveries and reviews still stop at bronze: their silver looks up orders_valid
+    age(lake.land("reviews", D, "batch-1.jsonl", ['{"review_id": "r-1"}']))
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization("restaurants"))
+        [review], _ = tick(defs, "reviews", instance=instance)
+    assert review.asset_selection == [dg.AssetKey("reviews_raw")]
+
+
 def test_new_file_then_same_tick_then_late_file_then_restart(lake, defs):
     age(lake.land("orders", D, "batch-1.jsonl", ['{"order_id": "o-1"}']))
     requests, cursor = tick(defs, "orders")
     assert partitions(requests) == [D.isoformat()]
     [request] = requests
-    # orders reach silver in the sensor's own run (orders_valid reads nothing else daily)
+    # orders reach silver in the sensor's own run (orders_valid reads nothing else daily);
+    # no restaurants snapshot is loaded yet, so gold is left to the automation
     assert request.asset_selection == [dg.AssetKey("orders_raw"), dg.AssetKey("orders_valid")]
     assert request.tags["foodops/source"] == "orders"
     assert request.tags["dagster/max_runtime"] == "7200"
