@@ -111,7 +111,7 @@ def _day_rows(uri: str, day: dt.date, columns: list[str]):
     except Exception:  # not created yet
         return None
     return table.to_pyarrow_table(
-        filters=[("partition_date", "=", day.isoformat())], columns=columns
+        filters=[("partition_date", "=", day)], columns=columns
     )
 
 
