@@ -109,7 +109,9 @@ def _daily_sensor(
             load_cursor(context.cursor),
             settle_seconds=settings.landing_settle_seconds,
             is_partition=lambda key: bool(keys) and first <= key <= last,
+            landing_root=settings.landing_root,
         )
+        _log_refused(context, scan)
         if scan.unsettled:
             context.log.info(f"still being written, picked up later: {scan.unsettled[:10]}")
         if scan.skipped:
@@ -153,7 +155,9 @@ def _snapshot_sensor(source: str, asset: str, settings: Settings) -> dg.SensorDe
             source_dir,
             load_cursor(context.cursor),
             settle_seconds=settings.landing_settle_seconds,
+            landing_root=settings.landing_root,
         )
+        _log_refused(context, scan)
         requests = []
         for arrival in scan.arrivals:
             if _already_loaded(context, asset, f"{source_dir}/{arrival.files[0]}"):
@@ -169,6 +173,12 @@ def _snapshot_sensor(source: str, asset: str, settings: Settings) -> dg.SensorDe
         return dg.SensorResult(run_requests=requests, cursor=dump_cursor(scan.cursor))
 
     return _sensor
+
+
+def _log_refused(context: dg.SensorEvaluationContext, scan) -> None:
+    """A symlink (or path) resolving outside the landing root is never followed: say so."""
+    for why in scan.refused[:10]:
+        context.log.warning(f"refused: {why}")
 
 
 def _partition_loaded(context: dg.SensorEvaluationContext, asset: str, arrival) -> bool:
