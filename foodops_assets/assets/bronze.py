@@ -81,9 +81,11 @@ def daily_bronze_asset(
     ) -> dg.MaterializeResult:
         days = run_days(context)
         try:
-            by_day = lakehouse.landing.daily_files(contract.name, days)
+            listing = lakehouse.landing.daily_listing(contract.name, days)
         except LandingError as exc:
             raise dg.Failure(str(exc), allow_retries=False) from None
+        by_day = listing.files
+        refused = _report_refused(context, lakehouse, listing.refused)
         paths = [f.path for files in by_day.values() for f in files]
         context.log.info(f"{contract.name}: reading {len(paths)} files for {partition_label(days)}")
 
@@ -116,7 +118,9 @@ def daily_bronze_asset(
                 lines,
                 lakehouse.store.column_stats(table, {"partition_date": days}),
             )
-            quarantined = _quarantine_whole_file_problems(context, lakehouse, per_file, by_day)
+            quarantined = refused + _quarantine_whole_file_problems(
+                context, lakehouse, per_file, by_day
+            )
             schema_check = quality.landing_schema(contract, field_lines, object_lines, first_seen)
         finally:
             every_line.unpersist(blocking=True)
@@ -130,7 +134,9 @@ def daily_bronze_asset(
                 "landing_lag_seconds": _landing_lag_seconds(by_day),
                 "landing_bytes": sum(f.size for files in by_day.values() for f in files),
                 **stats,
-                "quarantined_files": len(quarantined),
+                "quarantined_files": len(quarantined) - len(refused),
+                # entries resolving outside the landing root (symlinks): never read
+                "refused_entries": len(refused),
                 "quarantine": dg.MetadataValue.md(
                     "\n".join(
                         ["| file | problem | copied to |", "|---|---|---|"]
@@ -168,6 +174,21 @@ def _per_file_counts(every_line) -> list:
     )
 
 
+def _report_refused(context, lakehouse, refused) -> list[dict]:
+    """Entries of the landing zone that resolve outside its root (a symlink to a file
+    elsewhere on the machine): not read; logged, and a reason note (no copy of the content)
+    is left in the quarantine."""
+    problems = []
+    for entry in refused:
+        try:
+            note = lakehouse.landing.quarantine(entry.path, entry.reason, copy=False)
+        except LandingError as exc:
+            note = f"no note written: {exc}"
+        context.log.warning(f"refused {entry.path}: {entry.reason}")
+        problems.append({"file": entry.path, "reason": entry.reason, "copy": note})
+    return problems
+
+
 def _quarantine_whole_file_problems(context, lakehouse, per_file, by_day) -> list[dict]:
     """Files that hold no record (zero bytes, or only blank lines) or are not text (NUL
     bytes: binary garbage) are reported and copied to the landing zone's _quarantine with
@@ -188,7 +209,7 @@ def _quarantine_whole_file_problems(context, lakehouse, per_file, by_day) -> lis
             )
         else:
             continue
-        copy = lakehouse.landing.quarantine(r["path"], reason)
+        copy = _quarantine(lakehouse, r["path"], reason)
         context.log.warning(f"quarantined {r['path']}: {reason} (copy: {copy})")
         problems.append({"file": r["path"], "reason": reason, "copy": copy})
     # a file with no line (zero bytes, or only a BOM) has no row
@@ -200,10 +221,17 @@ def _quarantine_whole_file_problems(context, lakehouse, per_file, by_day) -> lis
                 if size == 0
                 else f"empty file ({size} bytes, only blank lines): no records"
             )
-            copy = lakehouse.landing.quarantine(path, reason)
+            copy = _quarantine(lakehouse, path, reason)
             context.log.warning(f"quarantined {path}: {reason} (copy: {copy})")
             problems.append({"file": path, "reason": reason, "copy": copy})
     return sorted(problems, key=lambda p: p["file"])
+
+
+def _quarantine(lakehouse, path: str, reason: str) -> str:
+    try:
+        return lakehouse.landing.quarantine(path, reason)
+    except LandingError as exc:  # the quarantine resolves outside the landing root
+        return f"not copied: {exc}"
 
 
 def _bronze_stats(written, per_file, contract, lines, log=None) -> tuple[dict, dict, dict, int]:
@@ -307,9 +335,11 @@ def snapshot_bronze_asset(
         context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
     ) -> dg.MaterializeResult:
         try:
-            snapshot = lakehouse.landing.newest_snapshot(contract.name)
+            refused_entries = []
+            snapshot = lakehouse.landing.newest_snapshot(contract.name, refused_entries)
         except LandingError as exc:
             raise dg.Failure(str(exc), allow_retries=False) from None
+        refused = _report_refused(context, lakehouse, refused_entries)
         context.log.info(f"{contract.name}: loading snapshot {snapshot.path}")
         session = spark.spark_session
         bronze = parse_records(split_lines(read_whole_files(session, [snapshot.path])), contract)
@@ -348,6 +378,7 @@ def snapshot_bronze_asset(
                 "landing_files": dg.MetadataValue.json([snapshot.path]),
                 "unparseable_lines": counts["_unparseable"],
                 "duplicate_keys": duplicate_keys,
+                "refused_entries": dg.MetadataValue.json(refused),
                 **{f"rule_failures/{name}": n for name, n in breaking.items()},
             }
         )

@@ -128,7 +128,9 @@ def _daily_sensor(
             load_cursor(context.cursor),
             settle_seconds=settings.landing_settle_seconds,
             is_partition=lambda key: bool(keys) and first <= key <= last,
+            landing_root=settings.landing_root,
         )
+        _log_refused(context, scan)
         if scan.unsettled:
             context.log.info(f"still being written, picked up later: {scan.unsettled[:10]}")
         if scan.skipped:
@@ -175,7 +177,9 @@ def _snapshot_sensor(source: str, asset: str, settings: Settings) -> dg.SensorDe
             source_dir,
             load_cursor(context.cursor),
             settle_seconds=settings.landing_settle_seconds,
+            landing_root=settings.landing_root,
         )
+        _log_refused(context, scan)
         requests = []
         for arrival in scan.arrivals:
             if _already_loaded(context, asset, f"{source_dir}/{arrival.files[0]}"):
@@ -196,6 +200,12 @@ def _snapshot_sensor(source: str, asset: str, settings: Settings) -> dg.SensorDe
 def _loaded(context: dg.SensorEvaluationContext, asset: str) -> bool:
     """An unpartitioned table (a reference snapshot) has been materialised."""
     return context.instance.get_latest_materialization_event(dg.AssetKey(asset)) is not None
+
+
+def _log_refused(context: dg.SensorEvaluationContext, scan) -> None:
+    """A symlink (or path) resolving outside the landing root is never followed: say so."""
+    for why in scan.refused[:10]:
+        context.log.warning(f"refused: {why}")
 
 
 def _partition_loaded(context: dg.SensorEvaluationContext, asset: str, arrival) -> bool:

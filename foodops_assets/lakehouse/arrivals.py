@@ -18,6 +18,11 @@ same clock tick as a scan would otherwise leave its mtime unchanged).
 
 Reference snapshots (restaurants, dishes) have no date directories: the
 newest complete snapshot (by name, as bronze loads it) is the cursor.
+
+Confinement (as the landing reader, :mod:`.landing`): given the landing root, a
+date directory or file whose real path is outside it (a symlink to elsewhere on
+the machine) is not followed; it is listed in :attr:`ScanResult.refused` and
+requests nothing.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .landing import is_complete_landing_file
+from .landing import is_complete_landing_file, outside_root
 
 DATE_DIR_PREFIX = "date="
 # a directory modified this recently is re-listed on the next tick too: file
@@ -62,6 +67,8 @@ class ScanResult:
     directories_listed: int = 0  # how many date directories were opened
     unsettled: list[str] = field(default_factory=list)  # files still being written
     skipped: list[str] = field(default_factory=list)  # date directories that are not partitions
+    # entries resolving outside the landing root, with the reason: never followed
+    refused: list[str] = field(default_factory=list)
 
 
 def load_cursor(raw: str | None) -> dict:
@@ -86,13 +93,22 @@ def _digest(entries: list[tuple[str, int]]) -> str:
 
 
 def _complete_files(
-    directory: str, settle_seconds: float, now: float
+    directory: str,
+    settle_seconds: float,
+    now: float,
+    root: str | None = None,
+    refused: list[str] | None = None,
 ) -> tuple[list[tuple[str, int, int]], list[str]]:
-    """(complete settled files as (name, size, mtime_ns), unsettled names) of a directory."""
+    """(complete settled files as (name, size, mtime_ns), unsettled names) of a directory;
+    with ``root``, a file resolving outside it is appended to ``refused`` instead."""
     complete, unsettled = [], []
     with os.scandir(directory) as entries:
         for entry in entries:
             if not is_complete_landing_file(entry.name):
+                continue
+            if root is not None and (why := outside_root(entry.path, root)) is not None:
+                if refused is not None:
+                    refused.append(why)
                 continue
             try:
                 if not entry.is_file():
@@ -115,22 +131,30 @@ def scan_daily(
     settle_seconds: float,
     is_partition: Callable[[str], bool] = lambda _key: True,
     now: float | None = None,
+    landing_root: str | None = None,
 ) -> ScanResult:
     """New files per partition of a daily source, and the cursor to store.
 
     ``cursor`` maps ``YYYY-MM-DD`` to ``[dir_mtime_ns, digest]``. ``is_partition``
     says whether a date is a partition yet (today's is not: it is still open);
     a directory of a date that is not keeps its cursor entry, so it is picked
-    up once its partition exists.
+    up once its partition exists. With ``landing_root``, entries resolving outside it are
+    refused (:attr:`ScanResult.refused`).
     """
     now = time.time() if now is None else now
     result = ScanResult(cursor=dict(cursor))
+    if landing_root is not None and (why := outside_root(source_dir, landing_root)) is not None:
+        result.refused.append(why)
+        return result
     try:
         entries = list(os.scandir(source_dir))
     except FileNotFoundError:
         return result
     for entry in sorted(entries, key=lambda e: e.name):
         if not entry.name.startswith(DATE_DIR_PREFIX) or not entry.is_dir():
+            continue
+        if landing_root is not None and (why := outside_root(entry.path, landing_root)):
+            result.refused.append(why)
             continue
         key = entry.name[len(DATE_DIR_PREFIX) :]
         try:
@@ -149,7 +173,9 @@ def scan_daily(
             result.skipped.append(entry.name)
             continue
         result.directories_listed += 1
-        files, unsettled = _complete_files(entry.path, settle_seconds, now)
+        files, unsettled = _complete_files(
+            entry.path, settle_seconds, now, landing_root, result.refused
+        )
         if unsettled:
             result.unsettled.extend(f"{entry.name}/{n}" for n in unsettled)
         digest = _digest([(name, size) for name, size, _ in files])
@@ -173,7 +199,13 @@ def scan_daily(
 
 
 def scan_snapshot(
-    source: str, source_dir: str, cursor: dict, *, settle_seconds: float, now: float | None = None
+    source: str,
+    source_dir: str,
+    cursor: dict,
+    *,
+    settle_seconds: float,
+    now: float | None = None,
+    landing_root: str | None = None,
 ) -> ScanResult:
     """The newest complete snapshot of a reference source, when it is new.
 
@@ -181,8 +213,13 @@ def scan_snapshot(
     """
     now = time.time() if now is None else now
     result = ScanResult(cursor=dict(cursor))
+    if landing_root is not None and (why := outside_root(source_dir, landing_root)) is not None:
+        result.refused.append(why)
+        return result
     try:
-        files, unsettled = _complete_files(source_dir, settle_seconds, now)
+        files, unsettled = _complete_files(
+            source_dir, settle_seconds, now, landing_root, result.refused
+        )
     except FileNotFoundError:
         return result
     result.directories_listed = 1

@@ -9,6 +9,7 @@ With the in-process executor a whole run therefore pays one JVM start.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 from urllib.parse import urlparse
 
@@ -77,6 +78,10 @@ class SparkResource(LazyPySparkResource):
             # the driver binds to loopback (see LOCAL_SPARK_CONF); say so before the
             # JVM starts, so it does not go looking for a public interface
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            # Python workers (bronze's strict JSON check) run this interpreter, the one
+            # with the driver's packages, not whichever python3 is first on PATH
+            # (PySpark takes it from the environment, not from spark.pyspark.python)
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         from dagster_pyspark.resources import spark_session_from_config
 
         self._spark_session = spark_session_from_config(self.effective_config())

@@ -23,6 +23,7 @@ from ..assets.common import commit_metadata
 from ..checks import published
 from ..contracts import Contract
 from ..lakehouse.delta import DeltaStore, TableNotMaterialized
+from ..lakehouse.landing import LandingError, confined_path
 from ..lakehouse.resource import LakehouseResource
 from ..lakehouse.spark import SparkResource
 from ..lakehouse.tables import DEAD_LETTER_QUEUE, SILVER_BY_SOURCE, TABLES
@@ -42,15 +43,23 @@ class DlqReplayConfig(dg.Config):
         default=None,
         description=(
             "JSONL of corrected records, one per line: {source_file, source_line, record} "
-            "(`foodops dlq export` writes one to edit); without it the rows are re-validated "
-            "as they are (after a rule was fixed)"
+            "(`foodops dlq export` writes one to edit); read only from under the landing root "
+            "(a relative path is taken from there, e.g. _corrections/fixes.jsonl); without it "
+            "the rows are re-validated as they are (after a rule was fixed)"
         ),
     )
 
 
-def read_corrections(path: str) -> dict[tuple[str, int], str]:
-    """(source_file, source_line) -> corrected raw line; fails naming the bad line."""
-    p = Path(path)
+def read_corrections(path: str, landing_root: str) -> dict[tuple[str, int], str]:
+    """(source_file, source_line) -> corrected raw line; fails naming the bad line.
+
+    The file is read only when it resolves inside the landing root (a relative path is
+    taken from there): a run's configuration must not make the platform read, into the
+    lake, a file from elsewhere on the machine (or follow a symlink out of the root)."""
+    try:
+        p = confined_path(path, landing_root, "corrections file")
+    except LandingError as exc:
+        raise dg.Failure(str(exc), allow_retries=False) from None
     if not p.is_file():
         raise dg.Failure(
             f"corrections file {path} does not exist: write one with `foodops dlq export`",
@@ -249,7 +258,11 @@ def dlq_replay_job(
                 f"unknown source(s) {unknown}: use {', '.join(SILVER_BY_SOURCE)}",
                 allow_retries=False,
             )
-        corrections = read_corrections(config.corrections_path) if config.corrections_path else {}
+        corrections = (
+            read_corrections(config.corrections_path, lakehouse.landing_root)
+            if config.corrections_path
+            else {}
+        )
         session = spark.spark_session
         results = []
         for source in config.sources:

@@ -1,5 +1,17 @@
 """Bronze: every landed line, parsed against the contract, nothing lost.
 
+**What a record is** (one definition: the line split, the per-file line counts and
+the parser all follow it). A landing file is UTF-8 text; a leading byte order mark
+is dropped. A line ends at ``\n`` (a ``\r`` right before the ``\n`` belongs to the
+line ending, so CRLF files read like LF files); the last line may lack its ``\n``.
+A line that is empty or only spaces carries no record (counted as blank). Every
+other line is one record candidate and must be exactly one JSON object: anything
+else on the line (a second object, trailing text, a lone ``\r`` that an old-Mac
+export uses as a separator, a byte order mark in the middle of a file) makes the
+whole line malformed. It is never split and never dropped: it is kept whole in
+``_rescued_data`` with a ``_parse_error`` that says what was found, and silver sends
+it to the DLQ as ``parseable_record``.
+
 Input is one row per landed line (``source_file``, ``source_line``, ``value``).
 Output keeps every line: the contract's columns (typed; null where the line
 did not carry a usable value), the raw text of any line that did not parse
@@ -7,10 +19,25 @@ cleanly or carried fields outside the contract (``_rescued_data``), what was
 wrong with it (``_parse_error``) and which extra fields it had
 (``_extra_fields``).
 
-Typing is strict where the contract is typed: ``"quantity": "3"`` is a wrong
-type, as is an object where a string is expected. NaN and Infinity are not
-JSON. Timestamps accept ISO-8601 in its common spellings (``T`` or space,
-optional fraction, ``Z`` or an offset; UTC when no offset is given).
+JSON is strict (RFC 8259): single quotes, unquoted field names, comments,
+trailing commas, leading zeros, NaN and Infinity, raw control characters in
+strings are not JSON. Typing is strict where the contract is typed:
+``"quantity": "3"`` is a wrong type, as is an object where a string is
+expected. Values are exact: a number that does not fit its column's type
+exactly (a decimal with more digits than the contract's scale or precision,
+an integer out of range or not written as an integer, a double out of range) is
+a wrong type, never rounded. Timestamps accept ISO-8601 in its common spellings
+(``T`` or space, optional fraction, ``Z`` or an offset; UTC when no offset is
+given).
+
+How it stays fast: Spark's own JSON reader (strict options) parses every line;
+decimals are read at a wide scale and compared with the contract's type. The
+only thing Spark's reader cannot tell is what follows the first JSON value on
+a line, and a number it would round before we see it (an exponent, a run of
+digits longer than the wide scale). A cheap test picks the few lines where that
+is possible (the first ``}`` is not the line's last character, or a number
+has an exponent or a long run of digits); only those are parsed a second time
+by Python's strict ``json`` module, exactly.
 """
 
 from __future__ import annotations
@@ -28,27 +55,55 @@ LINEAGE_COLUMNS = ["source_file", "source_line", "ingested_at"]
 _CORRUPT = "_corrupt_record"
 _PARSED_AS_STRING = ("string", "timestamp", "date")
 _REPLACEMENT_CHAR = "\ufffd"
+_BOM = "\ufeff"
 NOT_AN_OBJECT = "malformed: not a JSON object"
 NOT_JSON = "malformed: not valid JSON"
+LONE_CR = "malformed: a lone carriage return (\\r) at column "
+LONE_CR_TAIL = ": a record is one line ending in \\n or \\r\\n; the line is kept whole, not split"
+BOM_INSIDE = (
+    "malformed: a byte order mark (U+FEFF) starts the line: only the first line of a file "
+    "may start with one (were two files concatenated?)"
+)
+# the record definition, shared by the line split, the per-file counts and the parser
+LINE_END = "\r?\n"
+# Spark's JSON reader, strict (most of these are its defaults; spelled out because
+# allowSingleQuotes is not, and because the README promises each of them)
+STRICT_JSON_OPTIONS = {
+    "allowNonNumericNumbers": "false",
+    "allowSingleQuotes": "false",
+    "allowUnquotedFieldNames": "false",
+    "allowComments": "false",
+    "allowNumericLeadingZeros": "false",
+    "allowBackslashEscapingAnyCharacter": "false",
+    "allowUnquotedControlChars": "false",
+}
+_STRICT = "_strict"
+_STRICT_TYPE = T.StructType(
+    [
+        T.StructField("error", T.StringType()),
+        T.StructField("inexact", T.ArrayType(T.StringType())),
+    ]
+)
 
 
 def all_lines(files: DataFrame) -> DataFrame:
     """Whole files (``path``, ``landed_at``, ``content``) -> one row per line, blank ones
     included (``source_file``, ``source_line``, ``ingested_at``, ``value``).
 
-    Line numbers are 1-based positions in the file; CRLF and a leading UTF-8
-    BOM are handled; a final newline ends the last line (it does not start an
-    empty one). ``ingested_at`` is when the file landed, so that re-ingesting
-    the same immutable file reproduces the same rows.
+    Line numbers are 1-based positions in the file; lines end at ``\n`` or ``\r\n``
+    (:data:`LINE_END`; any other ``\r`` stays in its line, which the parser then
+    rejects whole); a leading UTF-8 BOM is dropped; a final line ending ends the last
+    line (it does not start an empty one). ``ingested_at`` is when the file landed,
+    so that re-ingesting the same immutable file reproduces the same rows.
     """
-    # a leading BOM and the final newline go (\z: the very end of the text, where
+    # a leading BOM and the final line ending go (\z: the very end of the text, where
     # $ would also match before a last blank line); the array is never kept beside
     # its exploded rows
-    content = F.regexp_replace(F.col("content"), "^\ufeff|\r?\n\\z", "")
+    content = F.regexp_replace(F.col("content"), f"^{_BOM}|{LINE_END}\\z", "")
     exploded = files.select(
         F.col("path").alias("source_file"),
         F.col("landed_at").alias("ingested_at"),
-        F.posexplode(F.split(content, "\r?\n")).alias("pos", "value"),
+        F.posexplode(F.split(content, LINE_END)).alias("pos", "value"),
     )
     return exploded.select(
         "source_file",
@@ -59,6 +114,7 @@ def all_lines(files: DataFrame) -> DataFrame:
 
 
 def is_blank(value: Column) -> Column:
+    """A line that carries no record: empty or only spaces."""
     return F.length(F.trim(value)) == 0
 
 
@@ -66,6 +122,120 @@ def split_lines(files: DataFrame) -> DataFrame:
     """Whole files -> one row per non-blank line (:func:`all_lines` without the blank
     lines, which carry no record; the caller counts them)."""
     return all_lines(files).where(~is_blank(F.col("value")))
+
+
+def _wide_scale(precision: int, scale: int) -> int:
+    """The scale a decimal(precision, scale) column is read at: as many fraction digits
+    as decimal(38, .) holds beside the column's integer digits, so that every value the
+    column can hold, and every value with a few more digits, is read without rounding."""
+    return 38 - (precision - scale)
+
+
+def _exact_run(contract: Contract) -> int:
+    """A run of this many digits in a line may be a number Spark's reader would round
+    (more fraction digits than a decimal's wide scale; a double needs 309 to overflow)."""
+    runs = [_wide_scale(*c.decimal_precision_scale) + 1 for c in _decimals(contract)]
+    return max(1, min([19, *runs]))
+
+
+def _decimals(contract: Contract) -> list:
+    return [c for c in contract.columns if c.decimal_precision_scale is not None]
+
+
+def needs_strict_check(value: Column, contract: Contract) -> Column:
+    """True for the lines Spark's reader alone cannot judge exactly; false is proven safe.
+
+    A line whose first ``}`` is its last non-space character holds nothing after its
+    first object (the object ends at a ``}``, the first one is the last one). A number
+    Spark would change before we see it has an exponent (``1e-40`` at a fixed scale
+    is 0) or a run of more digits than a decimal's wide scale (rounded) — so a line with
+    neither reads exactly."""
+    ends_at_first_brace = F.instr(value, "}") == F.length(F.rtrim(value))
+    numbers = value.rlike(f"[0-9][eE]|[0-9]{{{_exact_run(contract)}}}")
+    return F.coalesce(~ends_at_first_brace | numbers, F.lit(True))
+
+
+def strict_json_check(contract: Contract):
+    """A Python UDF, ``line -> (error, inexact columns)``: Python's strict ``json`` module
+    parses the line exactly (decimals as ``Decimal``, NaN/Infinity refused) and reports
+    text after the first JSON value and typed numbers that do not fit their column.
+
+    Only lines :func:`needs_strict_check` picks reach it. Built per call, and its function
+    is a closure importing only the standard library, so it pickles by value: a Spark
+    Connect server or a cluster's Python workers need no foodops package."""
+    decimals = {c.name: c.decimal_precision_scale for c in _decimals(contract)}
+    doubles = [c.name for c in contract.columns if c.type == "double"]
+
+    def check(line):
+        import json
+        import math
+        from decimal import Decimal, InvalidOperation
+
+        if line is None:
+            return None
+
+        def refuse(name):
+            raise ValueError(f"{name} is not JSON")
+
+        decoder = json.JSONDecoder(parse_float=Decimal, parse_constant=refuse)
+        start = len(line) - len(line.lstrip(" \t\n\r"))
+        try:
+            obj, end = decoder.raw_decode(line, start)
+        except (ValueError, RecursionError):
+            return ("malformed: not valid JSON", [])
+        rest = line[end:]
+        found = rest.lstrip(" \t\n\r")
+        if found:
+            column = len(line) - len(found) + 1
+            if found.startswith("{"):
+                what = f"a second JSON object at column {column} (one record per line)"
+            else:
+                what = f"text after the JSON object at column {column}: {found[:20]!r}"
+            try:  # a second value that parses: say so
+                decoder.raw_decode(found)
+                if not found.startswith("{"):
+                    what = f"a second JSON value at column {column}: {found[:20]!r}"
+            except (ValueError, RecursionError):
+                pass
+            return (f"malformed: {what}", [])
+        if not isinstance(obj, dict):
+            return None
+        inexact = []
+        for name, (precision, scale) in decimals.items():
+            v = obj.get(name)
+            if isinstance(v, str):  # Spark's reader takes a decimal's text too
+                try:
+                    v = Decimal(v.replace(",", "").strip())
+                except (InvalidOperation, ValueError):
+                    continue
+            if isinstance(v, bool) or not isinstance(v, (int, Decimal)):
+                continue
+            v = Decimal(v)
+            if not v.is_finite():
+                inexact.append(name)
+                continue
+            _, digits, exponent = v.as_tuple()
+            digits = list(digits)
+            if not any(digits):
+                continue  # zero, however it is written
+            while exponent < 0 and digits[-1] == 0:
+                digits.pop()
+                exponent += 1
+            if -exponent > scale or len(digits) + exponent > precision - scale:
+                inexact.append(name)
+        for name in doubles:
+            v = obj.get(name)
+            if isinstance(v, bool) or not isinstance(v, (int, Decimal)):
+                continue
+            try:
+                f = float(v)
+            except OverflowError:
+                f = math.inf
+            if math.isinf(f) or (f == 0 and v != 0):
+                inexact.append(name)
+        return (None, inexact) if inexact else None
+
+    return F.udf(check, _STRICT_TYPE)
 
 
 def parse_records(
@@ -76,20 +246,30 @@ def parse_records(
     """Parse JSON lines (``source_file``, ``source_line``, ``ingested_at``, ``value``)
     against ``contract`` into the bronze layout."""
     read_schema = T.StructType(
-        [
-            T.StructField(
-                c.name, T.StringType() if c.type in _PARSED_AS_STRING else spark_type(c), True
-            )
-            for c in contract.columns
-        ]
+        [T.StructField(c.name, _read_type(c), True) for c in contract.columns]
         + [T.StructField(_CORRUPT, T.StringType(), True)]
     )
-    options = {"columnNameOfCorruptRecord": _CORRUPT, "allowNonNumericNumbers": "false"}
-    parsed = lines.select(
+    options = {"columnNameOfCorruptRecord": _CORRUPT, **STRICT_JSON_OPTIONS}
+    # the few lines Spark's reader cannot judge alone are also parsed by Python's json
+    # (a filter on each side, so the UDF sees only them). Most partitions have none: one
+    # cheap scan of the lines finds out, and then no Python worker starts (starting them
+    # costs more CPU than Spark's whole parse of 200k lines)
+    suspect = needs_strict_check(F.col("value"), contract)
+    unchecked = F.lit(None).cast(_STRICT_TYPE).alias(_STRICT)
+    if lines.where(suspect).isEmpty():
+        checked = lines.select("*", unchecked)
+    else:
+        checked = (
+            lines.where(suspect)
+            .select("*", strict_json_check(contract)(F.col("value")).alias(_STRICT))
+            .unionByName(lines.where(~suspect).select("*", unchecked))
+        )
+    parsed = checked.select(
         "*",
         F.from_json("value", read_schema, options).alias("_j"),
         F.json_object_keys("value").alias("_keys"),
     )
+    inexact_by_check = F.coalesce(F.col(f"{_STRICT}.inexact"), F.array().cast("array<string>"))
 
     typed: list[Column] = []
     problems: list[Column] = []
@@ -105,46 +285,64 @@ def parse_records(
             value = raw
             problems.append(F.when(_is_nested_json(raw, c.name), F.lit(c.name)))
         else:
-            value = raw
             # only lines that Spark flagged as not matching the schema are inspected
             # field by field, so clean lines pay no second parse
+            wrong = (
+                F.col(f"_j.{_CORRUPT}").isNotNull()
+                & raw.isNull()
+                & F.get_json_object("value", f"$.{c.name}").isNotNull()
+            )
+            inexact = F.array_contains(inexact_by_check, c.name)
+            if c.decimal_precision_scale is not None:
+                # read wide, kept only when the contract's type holds it exactly
+                narrow = raw.try_cast(spark_type(c))
+                inexact = inexact | (raw.isNotNull() & (narrow.isNull() | (narrow != raw)))
+                value = F.when(~inexact, narrow)
+            elif c.type == "double":
+                inexact = inexact | F.isnan(raw) | raw.isin(float("inf"), float("-inf"))
+                value = F.when(~inexact, raw)
+            else:
+                value = raw
             problems.append(
-                F.when(
-                    F.col(f"_j.{_CORRUPT}").isNotNull()
-                    & raw.isNull()
-                    & F.get_json_object("value", f"$.{c.name}").isNotNull(),
-                    F.lit(c.name),
+                F.when(wrong, F.lit(c.name)).when(
+                    F.coalesce(inexact, F.lit(False)),
+                    F.lit(f"{c.name} (does not fit {c.type} exactly; never rounded)"),
                 )
             )
         typed.append(value.alias(c.name))
 
     not_an_object = F.col("_keys").isNull()
     # a line the reader could not parse although its keys can be listed (a raw control
-    # character inside a string, NaN): every field would be null, so it must not pass as
-    # a record. Only lines the reader flagged are parsed again (as a VARIANT).
+    # character inside a string, NaN, single quotes): every field would be null, so it must
+    # not pass as a record. Only lines the reader flagged are parsed again (as a VARIANT).
     not_json = F.coalesce(
         F.when(F.col(f"_j.{_CORRUPT}").isNotNull(), F.try_parse_json("value").isNull()),
         F.lit(False),
     )
+    lone_cr = F.instr(F.col("value"), "\r")
+    # what makes the whole line unusable: no field of it is kept typed
+    line_error = (
+        F.when(lone_cr > 0, F.concat(F.lit(LONE_CR), lone_cr.cast("string"), F.lit(LONE_CR_TAIL)))
+        .when(F.col("value").startswith(_BOM), F.lit(BOM_INSIDE))
+        .when(not_an_object, F.lit(NOT_AN_OBJECT))
+        .when(F.col("value").contains(_REPLACEMENT_CHAR), F.lit("not valid UTF-8 text"))
+        .when(F.col(f"{_STRICT}.error").isNotNull(), F.col(f"{_STRICT}.error"))
+        .when(not_json, F.lit(NOT_JSON))
+    )
     wrong_fields = F.array_compact(F.array(*problems))
     extra = F.array_except(F.col("_keys"), F.array(*[F.lit(n) for n in contract.column_names]))
-    parse_error = (
-        F.when(not_an_object, F.lit(NOT_AN_OBJECT))
-        .when(
-            F.col("value").contains(_REPLACEMENT_CHAR),
-            F.lit("not valid UTF-8 text"),
-        )
-        .when(not_json, F.lit(NOT_JSON))
-        .when(
+    parse_error = F.coalesce(
+        line_error,
+        F.when(
             F.size(wrong_fields) > 0,
             F.concat(F.lit("wrong type: "), F.array_join(wrong_fields, ", ")),
-        )
+        ),
     )
     extra_fields = F.when(~not_an_object & (F.size(extra) > 0), extra)
 
     out = parsed.select(
         *[
-            F.when(not_an_object, F.lit(None).cast(spark_type(c))).otherwise(v).alias(c.name)
+            F.when(line_error.isNull(), v).otherwise(F.lit(None).cast(spark_type(c))).alias(c.name)
             for c, v in zip(contract.columns, typed, strict=True)
         ],
         parse_error.alias("_parse_error"),
@@ -165,6 +363,18 @@ def parse_records(
     if partition_date is not None:
         out = out.withColumn("partition_date", partition_date)
     return out
+
+
+def _read_type(column) -> T.DataType:
+    """How Spark's reader reads a contract column: text for strings and timestamps (typed
+    after), decimals at a wide scale (compared with the contract's type after: never
+    rounded), the rest as the contract's type."""
+    if column.type in _PARSED_AS_STRING:
+        return T.StringType()
+    ps = column.decimal_precision_scale
+    if ps is not None:
+        return T.DecimalType(38, _wide_scale(*ps))
+    return spark_type(column)
 
 
 def partition_date_from_path(path_column: str = "source_file") -> Column:

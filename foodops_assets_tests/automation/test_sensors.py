@@ -175,3 +175,38 @@ def test_a_fresh_cursor_does_not_reload_partitions_bronze_already_holds(lake, de
     # a later file in `old` is new data: requested
     age(lake.land("orders", old, "late.jsonl", ['{"order_id": "o-3"}']))
     assert partitions(tick(defs, "orders", cursor, instance)[0]) == [old.isoformat()]
+
+
+def test_a_symlink_out_of_the_landing_zone_requests_nothing(lake, defs, tmp_path):
+    # issue 17: a link in a date directory (or a date directory that is a link) pointing
+    # elsewhere on the machine is never followed
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "date=2026-11-21").mkdir(parents=True)
+    secret = elsewhere / "secret.jsonl"
+    secret.write_text('{"order_id": "o-1"}\n')
+    age(secret)
+    day_dir = lake.landing / "orders" / f"date={D.isoformat()}"
+    day_dir.mkdir(parents=True)
+    (day_dir / "linked.jsonl").symlink_to(secret)
+    (lake.landing / "orders" / "date=2026-11-21").symlink_to(elsewhere / "date=2026-11-21")
+    (elsewhere / "date=2026-11-21" / "b.jsonl").write_text('{"order_id": "o-2"}\n')
+    age(elsewhere / "date=2026-11-21" / "b.jsonl")
+
+    requests, cursor = tick(defs, "orders")
+    assert requests == []
+    scan = scan_daily(
+        "orders",
+        str(lake.landing / "orders"),
+        {},
+        settle_seconds=0,
+        landing_root=str(lake.landing),
+    )
+    assert scan.arrivals == []
+    assert len(scan.refused) == 2
+    assert all("outside the landing root" in why for why in scan.refused)
+
+    # a real file landing beside the link is picked up, the link still is not
+    lake.land("orders", D, "batch-0001.jsonl", ['{"order_id": "o-3"}'])
+    age(day_dir / "batch-0001.jsonl")
+    requests, _ = tick(defs, "orders", cursor)
+    assert partitions(requests) == [D.isoformat()]

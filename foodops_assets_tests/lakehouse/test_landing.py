@@ -1,8 +1,11 @@
 """Landing files read for real: one row per file, so lines keep their numbers."""
 
 import datetime as dt
+from pathlib import Path
 
-from foodops_assets.lakehouse.landing import LandingZone, read_whole_files
+import pytest
+
+from foodops_assets.lakehouse.landing import LandingError, LandingZone, read_whole_files
 from foodops_assets.transforms.bronze import split_lines
 
 DAY = dt.date(2026, 11, 20)
@@ -24,3 +27,42 @@ def test_landed_files_are_read_whole_and_lines_keep_their_numbers(lake, spark):
         ("batch-0001.jsonl", 4, '{"a":3}'),
         ("batch-0002.jsonl", 1, '{"a":4}'),
     ]
+
+
+def test_entries_resolving_outside_the_landing_root_are_refused_not_read(lake, tmp_path):
+    # issue 17: a symlink inside orders/date=D/ pointing to a file elsewhere on the machine
+    secret = tmp_path / "elsewhere" / "secret.jsonl"
+    secret.parent.mkdir()
+    secret.write_text('{"order_id": "o-secret"}\n')
+    real = lake.land("orders", DAY, "batch-0001.jsonl", ['{"order_id": "o-1"}'])
+    (real.parent / "linked.jsonl").symlink_to(secret)
+    # a link that stays inside the landing zone is an ordinary path
+    (real.parent / "alias.jsonl").symlink_to(real)
+    listing = LandingZone(str(lake.landing)).daily_listing("orders", [DAY])
+    assert sorted(Path(f.path).name for f in listing.files[DAY]) == [
+        "alias.jsonl",
+        "batch-0001.jsonl",
+    ]
+    [refused] = listing.refused
+    assert refused.path.endswith("/linked.jsonl")
+    assert "outside the landing root" in refused.reason and str(secret) in refused.reason
+
+
+def test_a_date_directory_linked_out_of_the_root_fails_saying_why(lake, tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "b.jsonl").write_text('{"order_id": "o-1"}\n')
+    (lake.landing / "orders").mkdir(parents=True)
+    (lake.landing / "orders" / f"date={DAY.isoformat()}").symlink_to(outside)
+    with pytest.raises(LandingError, match="outside the landing root"):
+        LandingZone(str(lake.landing)).daily_files("orders", [DAY])
+
+
+def test_the_quarantine_never_writes_outside_the_landing_root(lake, tmp_path):
+    landed = lake.land("orders", DAY, "batch-0001.jsonl", ['{"order_id": "o-1"}'])
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (lake.landing / "_quarantine").symlink_to(outside)
+    with pytest.raises(LandingError, match="quarantine refused"):
+        LandingZone(str(lake.landing)).quarantine(str(landed), "empty file")
+    assert list(outside.iterdir()) == []

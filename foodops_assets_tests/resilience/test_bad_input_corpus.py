@@ -34,6 +34,13 @@ CONTROL_CHAR_LINES = [
     '{"order_id": "o-42", "city": "Pu\x01ne"}',
 ]
 
+# issue 17: a producer that forgets a newline; old-Mac line endings; a price with more digits
+# than the contract's scale; single quotes
+TWO_OBJECTS = json.dumps(order(50, day=DAY)) + " " + json.dumps(order(51, day=DAY))
+BARE_CR = "\r".join(json.dumps(order(n, day=DAY)) for n in (52, 53, 54)) + "\r"
+PRICE_12_345 = json.dumps(order(55, day=DAY, price=1)).replace('"price": 1', '"price": 12.345')
+SINGLE_QUOTES = json.dumps(order(56, day=DAY)).replace('"', "'")
+
 # records.jsonl, line by line (see corpus/orders/CASES.md)
 RECORD_LINES = {
     "valid": 1,
@@ -70,6 +77,14 @@ def corpus_run(tmp_path_factory, spark_resource, with_reference):
     (day_dir / "control_chars.jsonl").write_text(
         "\n".join(CONTROL_CHAR_LINES) + "\n", encoding="utf-8"
     )
+    # issue 17's defects, as a new user landed them
+    (day_dir / "two_objects.jsonl").write_text(TWO_OBJECTS + "\n", encoding="utf-8")
+    (day_dir / "bare_cr.jsonl").write_bytes(BARE_CR.encode())
+    (day_dir / "exact_price.jsonl").write_text(PRICE_12_345 + "\n", encoding="utf-8")
+    (day_dir / "single_quotes.jsonl").write_text(SINGLE_QUOTES + "\n", encoding="utf-8")
+    secret = tmp_path_factory.mktemp("elsewhere") / "secret.jsonl"
+    secret.write_text(json.dumps(order(90, day=DAY)) + "\n", encoding="utf-8")
+    (day_dir / "linked.jsonl").symlink_to(secret)
     # a 10 MB single line: a valid order with a huge field outside the contract
     (day_dir / "long_line.jsonl").write_text(
         json.dumps({**order(30, day=DAY), "note": "x" * TEN_MB}) + "\n", encoding="utf-8"
@@ -210,6 +225,7 @@ def test_whole_file_problems_are_reported_and_quarantined(corpus_run, case):
     name, words = QUARANTINE_CASES[case]
     meta = _meta(corpus_run["result"], "orders_raw")
     assert meta["quarantined_files"] == 3
+    assert meta["refused_entries"] == 1  # the symlink out of the landing zone
     [report] = [r for r in meta["quarantine"].splitlines() if f"/{name} |" in r]
     assert words in report
     copy = corpus_run["landing"] / "_quarantine" / "orders" / f"date={DAY.isoformat()}" / name
@@ -222,3 +238,56 @@ def test_binary_lines_are_not_lost(corpus_run):
     assert bronze_lines
     for key in bronze_lines:
         assert "parseable_record" in corpus_run["dlq"][key]["failed_rules"]
+
+
+# -- issue 17: each defect a new user found, end to end (one materialisation, above) ------
+
+
+def test_regression_two_objects_on_one_line_reach_the_dlq_whole(corpus_run):
+    # the second order used to be nowhere: not in bronze, silver or the DLQ
+    row = corpus_run["dlq"][("two_objects.jsonl", 1)]
+    assert row["failed_rules"] == ["parseable_record"]
+    assert row["raw_record"] == TWO_OBJECTS
+    assert "a second JSON object" in row["parse_error"]
+    assert not {"o-50", "o-51"} & {r["order_id"] for r in corpus_run["silver"].values()}
+
+
+def test_regression_bare_carriage_returns_do_not_lose_orders(corpus_run):
+    # three orders separated by \r: one line, rescued whole (it used to be one order, two lost)
+    assert [k for k in corpus_run["bronze"] if k[0] == "bare_cr.jsonl"] == [("bare_cr.jsonl", 1)]
+    row = corpus_run["dlq"][("bare_cr.jsonl", 1)]
+    assert row["raw_record"] == BARE_CR
+    assert "lone carriage return" in row["parse_error"]
+    assert row["failed_rules"] == ["parseable_record"]
+
+
+def test_regression_a_price_is_never_rounded(corpus_run):
+    row = corpus_run["dlq"][("exact_price.jsonl", 1)]
+    assert "parseable_record" in row["failed_rules"]
+    assert "price" in row["parse_error"] and "decimal(10,2)" in row["parse_error"]
+    assert row["raw_record"] == PRICE_12_345
+    assert corpus_run["bronze"][("exact_price.jsonl", 1)]["price"] is None  # never 12.35
+
+
+def test_regression_a_symlink_out_of_the_landing_zone_is_not_ingested(corpus_run):
+    assert not [k for k in corpus_run["bronze"] if k[0] == "linked.jsonl"]
+    assert "o-90" not in {r["order_id"] for r in corpus_run["bronze"].values()}
+    meta = _meta(corpus_run["result"], "orders_raw")
+    [report] = [r for r in meta["quarantine"].splitlines() if "/linked.jsonl" in r]
+    assert "outside the landing root" in report
+    note = (
+        corpus_run["landing"]
+        / "_quarantine"
+        / "orders"
+        / f"date={DAY.isoformat()}"
+        / "linked.jsonl.reason.txt"
+    )
+    assert "outside the landing root" in note.read_text()
+    assert not note.with_suffix("").exists()  # a note, never a copy of the content
+
+
+def test_regression_single_quotes_are_not_json(corpus_run):
+    row = corpus_run["dlq"][("single_quotes.jsonl", 1)]
+    assert row["failed_rules"] == ["parseable_record"]
+    assert row["parse_error"] == "malformed: not valid JSON"
+    assert row["raw_record"] == SINGLE_QUOTES

@@ -110,3 +110,30 @@ def test_the_webserver_binds_to_loopback_by_default():
 
     [host] = [p for p in ui_command.params if p.name == "host"]
     assert host.default == "127.0.0.1"
+
+
+@pytest.mark.parametrize("how", ["absolute_path_elsewhere", "symlink_out_of_the_root"])
+def test_dlq_replay_reads_corrections_only_from_under_the_landing_root(
+    lake, spark_resource, tmp_path, how
+):
+    # issue 17: a run's configuration must not make the platform read a file from elsewhere
+    # on the machine into the lake
+    elsewhere = tmp_path / "elsewhere" / "fixes.jsonl"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text('{"source_file": "x", "source_line": 1, "record": {}}\n')
+    if how == "absolute_path_elsewhere":
+        path = str(elsewhere)
+    else:
+        (lake.landing / "_corrections").mkdir()
+        (lake.landing / "_corrections" / "fixes.jsonl").symlink_to(elsewhere)
+        path = "_corrections/fixes.jsonl"  # relative: taken from the landing root
+    job = lake.definitions().get_job_def(DLQ_REPLAY_JOB)
+    config = {"partitions": [DAY.isoformat()], "corrections_path": path}
+    result = job.execute_in_process(
+        run_config={"ops": {"replay_dead_letters": {"config": config}}},
+        resources={"spark": spark_resource, "lakehouse": lake.resource()},
+        raise_on_error=False,
+    )
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "outside the landing root" in message and "_corrections" in message

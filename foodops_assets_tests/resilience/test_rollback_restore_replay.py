@@ -143,7 +143,9 @@ def test_dlq_replay_moves_fixed_records_into_silver_and_is_idempotent(
             fixes.append({**e, "record": order(103, day=DAY)})
         elif e["failed_rules"] == ["valid_quantity"]:
             fixes.append({**e, "record": {**e["record"], "order_id": "o-1", "quantity": 1}})
-    corrections = tmp_path / "fixes.jsonl"
+    # corrections are read only from under the landing root
+    corrections = lake.landing / "_corrections" / "fixes.jsonl"
+    corrections.parent.mkdir()
     corrections.write_text("".join(json.dumps(f) + "\n" for f in fixes))
 
     job = lake.definitions().get_job_def(DLQ_REPLAY_JOB)

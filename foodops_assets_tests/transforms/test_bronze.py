@@ -1,3 +1,4 @@
+import dataclasses
 import datetime as dt
 import json
 from decimal import Decimal
@@ -114,3 +115,160 @@ def test_non_latin_text_and_replacement_characters(spark):
     assert ok.city == "मुंबई" and ok._parse_error is None
     broken = _one(spark, json.dumps(order(city="Pu\ufffdne"), ensure_ascii=False))
     assert broken._parse_error == "not valid UTF-8 text"
+
+
+# -- issue 17: what a record is, strict JSON, exact values ---------------------------------
+
+
+def test_regression_a_second_object_on_a_line_is_not_dropped(spark):
+    # a producer that forgets a newline: the second order used to vanish without a trace
+    line = json.dumps(order(1)) + " " + json.dumps(order(2))
+    row = _one(spark, line)
+    assert row._parse_error.startswith("malformed: a second JSON object at column")
+    assert row._rescued_data == line
+    assert row.order_id is None  # the line is not half-accepted: nothing of it is typed
+
+
+def test_regression_a_lone_carriage_return_does_not_hide_records(spark):
+    # old-Mac line endings: three orders, one line as far as \n is concerned
+    content = "\r".join(json.dumps(order(n)) for n in (1, 2, 3)) + "\r"
+    rows = _bronze(spark, content).collect()
+    assert len(rows) == 1
+    [row] = rows
+    assert row._parse_error.startswith("malformed: a lone carriage return (\\r) at column ")
+    assert row._rescued_data == content
+    assert row.order_id is None
+
+
+@pytest.mark.parametrize(
+    "tail, found",
+    [
+        ("garbage", "text after the JSON object"),
+        (" // a comment", "text after the JSON object"),
+        ("}", "text after the JSON object"),
+        (', {"order_id": "o-9"}', "text after the JSON object"),
+        (" 42", "a second JSON value"),
+    ],
+)
+def test_anything_after_the_object_makes_the_whole_line_malformed(spark, tail, found):
+    line = json.dumps(order(1)) + tail
+    row = _one(spark, line)
+    assert found in row._parse_error and row._parse_error.startswith("malformed: ")
+    assert row._rescued_data == line
+
+
+def test_crlf_and_trailing_spaces_still_end_a_record(spark):
+    content = json.dumps(order(1)) + "  \r\n" + json.dumps(order(2)) + "\r\n"
+    rows = sorted(_bronze(spark, content).collect(), key=lambda r: r.source_line)
+    assert [(r.order_id, r._parse_error) for r in rows] == [("o-1", None), ("o-2", None)]
+
+
+def test_a_byte_order_mark_inside_a_file_is_reported(spark):
+    content = "\ufeff" + json.dumps(order(1)) + "\n\ufeff" + json.dumps(order(2)) + "\n"
+    rows = sorted(_bronze(spark, content).collect(), key=lambda r: r.source_line)
+    assert rows[0].order_id == "o-1" and rows[0]._parse_error is None  # the file's own BOM
+    assert "byte order mark" in rows[1]._parse_error
+    assert rows[1]._rescued_data == "\ufeff" + json.dumps(order(2))
+
+
+def test_regression_single_quotes_are_not_json(spark):
+    line = json.dumps(order(1)).replace('"', "'")
+    row = _one(spark, line)
+    assert row._parse_error == "malformed: not valid JSON"
+    assert row._rescued_data == line and row.order_id is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        json.dumps(order(1)).replace('"order_id"', "order_id"),  # unquoted name
+        json.dumps(order(1))[:-1] + " /* note */}",  # comment
+        json.dumps(order(1))[:-1] + ",}",  # trailing comma
+        json.dumps(order(1)).replace('"quantity": 2', '"quantity": 02'),  # leading zero
+        json.dumps(order(1)).replace('"price": 100.25', '"price": 0100.25'),
+    ],
+    ids=["unquoted_name", "comment", "trailing_comma", "leading_zero_int", "leading_zero_decimal"],
+)
+def test_lenient_json_is_rejected_and_the_line_kept(spark, line):
+    row = _one(spark, line)
+    assert row._parse_error.startswith("malformed: ")
+    assert row._rescued_data == line
+    assert row.order_id is None
+
+
+def test_regression_a_price_with_more_digits_than_the_scale_is_not_rounded(spark):
+    line = json.dumps(order(1)).replace('"price": 100.25', '"price": 12.345')
+    row = _one(spark, line)
+    assert row.price is None  # never 12.35
+    assert (
+        row._parse_error == "wrong type: price (does not fit decimal(10,2) exactly; never rounded)"
+    )
+    assert row._rescued_data == line
+
+
+@pytest.mark.parametrize(
+    "text, kept",
+    [
+        ("12.30", Decimal("12.30")),
+        ("1.2e1", Decimal("12.00")),
+        ("1250E-2", Decimal("12.50")),
+        ("12.340000000000000000000000000000000000000", Decimal("12.34")),
+        ("0.000", Decimal("0.00")),
+        ("12.3400000000000000000000000000000000000001", None),  # beyond any wide scale
+        ("1.2345e1", None),
+        ("1e-40", None),  # not 0.00
+        ("123456789.5", None),  # more integer digits than decimal(10,2) holds
+        ('"12.345"', None),  # a decimal's text is read too, and must be exact as well
+    ],
+)
+def test_decimals_are_kept_exactly_or_rejected(spark, text, kept):
+    line = json.dumps(order(1)).replace('"price": 100.25', f'"price": {text}')
+    row = _one(spark, line)
+    assert row.price == kept
+    if kept is None:
+        assert row._parse_error.startswith("wrong type: price")
+        assert row._rescued_data == line
+    else:
+        assert row._parse_error is None
+
+
+@pytest.mark.parametrize(
+    "text", ["3000000000", "99999999999999999999999", "2.5e0", "2.5", "25e-1", "1e400"]
+)
+def test_an_integer_that_overflows_or_is_not_whole_is_a_wrong_type(spark, text):
+    line = json.dumps(order(1)).replace('"quantity": 2', f'"quantity": {text}')
+    row = _one(spark, line)
+    assert row.quantity is None
+    assert row._parse_error == "wrong type: quantity"
+    assert row._rescued_data == line
+
+
+def test_a_contract_may_declare_more_decimal_places(spark):
+    base = load_contract("orders")
+    columns = tuple(
+        dataclasses.replace(c, type="decimal(12,3)") if c.name == "price" else c
+        for c in base.columns
+    )
+    contract = dataclasses.replace(base, columns=columns)
+    content = "".join(
+        json.dumps(order(n)).replace('"price": 100.25', f'"price": {p}') + "\n"
+        for n, p in ((1, "12.345"), (2, "12.3456"))
+    )
+    rows = sorted(
+        parse_records(split_lines(_files(spark, content)), contract).collect(),
+        key=lambda r: r.source_line,
+    )
+    assert rows[0].price == Decimal("12.345") and rows[0]._parse_error is None
+    assert rows[1].price is None
+    assert (
+        rows[1]._parse_error
+        == "wrong type: price (does not fit decimal(12,3) exactly; never rounded)"
+    )
+
+
+def test_a_double_out_of_range_is_rejected_not_made_infinite(spark):
+    contract = load_contract("deliveries")
+    line = json.dumps({"delivery_id": "dl-1", "distance_km": 3.5}).replace("3.5", "1e400")
+    [row] = parse_records(split_lines(_files(spark, line + "\n")), contract).collect()
+    assert row.distance_km is None
+    assert row._parse_error.startswith("wrong type: distance_km")
