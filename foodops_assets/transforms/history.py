@@ -195,9 +195,7 @@ def plan_snapshot(
         old_by_start = {v[VALID_FROM]: v for v in tail}
         new_by_start = {v[VALID_FROM]: v for v in folded}
         plan.deletes.extend(v for s, v in old_by_start.items() if s not in new_by_start)
-        plan.upserts.extend(
-            v for s, v in new_by_start.items() if _differs(old_by_start.get(s), v)
-        )
+        plan.upserts.extend(v for s, v in new_by_start.items() if _differs(old_by_start.get(s), v))
         plan.rewritten_keys.append(k)
         if new is not None:
             plan.opened += 1
@@ -298,7 +296,9 @@ def current_version_problems(
         if r[IS_CURRENT] and r[IS_DELETED]:
             problems.append(f"{'/'.join(map(str, k))}: a current version marked deleted")
         current[k] = current.get(k, 0) + int(bool(r[IS_CURRENT]))
-    problems.extend(f"{'/'.join(map(str, k))}: {n} current versions" for k, n in current.items() if n > 1)
+    problems.extend(
+        f"{'/'.join(map(str, k))}: {n} current versions" for k, n in current.items() if n > 1
+    )
     if live is not None:
         live = set(live)
         problems.extend(
@@ -315,7 +315,10 @@ def current_version_problems(
 
 
 def lost_versions(
-    before: Iterable[Mapping], after: Iterable[Mapping], key: Sequence[str], rewritten: Iterable[Key]
+    before: Iterable[Mapping],
+    after: Iterable[Mapping],
+    key: Sequence[str],
+    rewritten: Iterable[Key],
 ) -> list[str]:
     """Versions of ``before`` missing from ``after`` outside the keys a late snapshot
     rewrote (only a late snapshot may re-cut a key's versions)."""

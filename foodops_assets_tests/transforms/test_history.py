@@ -137,7 +137,9 @@ def test_a_rejected_key_keeps_its_version_and_the_rest_applies():
 
 def test_the_checks_see_overlaps_double_currents_and_lost_versions():
     history, _ = apply(SEQUENCE[:2])
-    broken = [dict(r) for r in history] + [dict(history[0], valid_from=day(1) + dt.timedelta(hours=1))]
+    broken = [dict(r) for r in history] + [
+        dict(history[0], valid_from=day(1) + dt.timedelta(hours=1))
+    ]
     assert overlapping_versions(broken, KEY)
     assert current_version_problems(broken, KEY)
     assert current_version_problems(history, KEY, live=[("a",)])  # b and c are current
@@ -149,6 +151,4 @@ def test_the_checks_see_overlaps_double_currents_and_lost_versions():
 def test_two_snapshots_of_one_time_are_refused():
     history, _ = apply(SEQUENCE[:1])
     with pytest.raises(ValueError, match="already applied"):
-        plan_snapshot(
-            history, [snap(1)], Snapshot(day(1), "other.jsonl"), {}, [], KEY
-        )
+        plan_snapshot(history, [snap(1)], Snapshot(day(1), "other.jsonl"), {}, [], KEY)
