@@ -125,7 +125,9 @@ class LandingZone:
                 f"No {source} snapshot in {self.source_dir(source)}: land a full snapshot as "
                 f"<name>{LANDING_SUFFIX} there (or check {ENV_LANDING_ROOT}={self.root})."
             )
-        return max(files, key=lambda f: Path(f.path).name)
+        # the newest by the time in the name (snapshot-20261102T120000Z is older than
+        # snapshot-20261103), the name alone for names without a time
+        return max(files, key=lambda f: _newest_key(Path(f.path).name))
 
     def snapshots(self, source: str) -> list[tuple[dt.datetime, LandedFile]]:
         """Every landed snapshot of ``source`` with its own time, oldest first; fails naming
@@ -146,6 +148,11 @@ class LandingZone:
                 f"Name a snapshot {SNAPSHOT_NAMING}: its time orders the history."
             )
         return sorted(timed, key=lambda tf: (tf[0], tf[1].path))
+
+
+def _newest_key(name: str) -> tuple:
+    t = snapshot_time(name)
+    return (t is not None, t.isoformat() if t else "", name)
 
 
 def snapshot_time(name: str) -> dt.datetime | None:
