@@ -77,6 +77,8 @@ def test_history_applies_each_snapshot_once_and_a_late_one_as_if_in_order(tmp_pa
     late.land("restaurants", None, "snapshot-20261102.jsonl", s2)
     second = materialize(late, spark_resource, HISTORY)
     assert _meta(second)["late_snapshots"] == 1
+    # only r-1 changes at the late snapshot's time: r-2's row is confirmed, not rewritten
+    assert (_meta(second)["versions_opened"], _meta(second)["rows_unchanged"]) == (1, 1)
     assert late.store.version(RESTAURANTS_HISTORY) == 2
 
     # the in-order history (every arrival order gives it: transforms/test_history.py)
@@ -126,6 +128,8 @@ def test_duplicate_keys_go_to_the_dlq_and_an_empty_snapshot_needs_the_operator(
     refused = materialize(lake, spark_resource, HISTORY, raise_on_error=False)
     assert not refused.success
     assert _checks(refused)[names.SNAPSHOT_NOT_EMPTY] is False
+    [failure] = refused.get_step_failure_events()
+    assert "confirm_empty_snapshots" in failure.step_failure_data.error.message
     assert lake.store.version(RESTAURANTS_HISTORY) == version
 
     # the operator confirms it by name: every key is closed as deleted
