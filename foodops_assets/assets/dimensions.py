@@ -59,7 +59,8 @@ from .step import CircuitBreakerTripped, audit
 
 GROUP = "dimensions"
 # commit-info keys of every history commit
-COMMIT_APPLIED = "foodops_snapshots_applied"  # JSON [[time, file], ...] of every applied one
+# JSON [[time, file, [rejected keys]], ...] of every applied snapshot
+COMMIT_APPLIED = "foodops_snapshots_applied"
 COMMIT_SNAPSHOT = "foodops_snapshot"
 
 _HISTORY_SPARK_FIELDS = [
@@ -193,7 +194,7 @@ def history_asset(
         version = start_version
         for t, landed_file in pending:
             name = Path(landed_file.path).name
-            snapshot = scd.Snapshot(t, name)
+            snapshot_time = t
             rows, dlq = _read_snapshot(session, landed_file.path, contract, t)
             valid = [r for r in rows if not r["_failed_rules"]]
             rejected_keys = {
@@ -225,6 +226,7 @@ def history_asset(
                     "live_keys": len(live_before),
                 },
             )
+            snapshot = scd.Snapshot(snapshot_time, name, frozenset(rejected_keys))
             observed = scd.observed_versions(valid, key, tracked)
             plan = scd.plan_snapshot(history, applied, snapshot, observed, rejected_keys, key)
             after = scd.apply_plan(history, plan, key)
@@ -259,7 +261,12 @@ def history_asset(
                 commit_metadata={
                     **commit_metadata(context, table.name, contract=contract),
                     COMMIT_SNAPSHOT: name,
-                    COMMIT_APPLIED: json.dumps([[s.time.isoformat(), s.file] for s in now_applied]),
+                    COMMIT_APPLIED: json.dumps(
+                        [
+                            [s.time.isoformat(), s.file, sorted(list(k) for k in s.rejected)]
+                            for s in now_applied
+                        ]
+                    ),
                     **{f"foodops_{k}": v for k, v in counts.items()},
                 },
             )
@@ -321,7 +328,12 @@ def _applied(commit: dict | None) -> list[scd.Snapshot]:
     if not commit:
         return []
     return sorted(
-        scd.Snapshot(dt.datetime.fromisoformat(t), f) for t, f in json.loads(commit[COMMIT_APPLIED])
+        scd.Snapshot(
+            dt.datetime.fromisoformat(entry[0]),
+            entry[1],
+            frozenset(tuple(k) for k in (entry[2] if len(entry) > 2 else [])),
+        )
+        for entry in json.loads(commit[COMMIT_APPLIED])
     )
 
 

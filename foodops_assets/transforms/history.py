@@ -74,10 +74,13 @@ Key = tuple
 
 @dataclass(frozen=True, order=True)
 class Snapshot:
-    """One landed snapshot: its own time (from its name) and its file name."""
+    """One landed snapshot: its own time (from its name), its file name, and the keys whose
+    rows it rejected (they carry their state over it: a late snapshot before it must
+    carry its own state over it too)."""
 
     time: dt.datetime
     file: str
+    rejected: frozenset = field(default=frozenset(), compare=False)
 
 
 @dataclass
@@ -163,6 +166,7 @@ def plan_snapshot(
             "applied; two snapshots of one time have no order"
         )
     file_at = {s.time: s.file for s in applied}
+    rejected_at = {s.time: s.rejected for s in applied}
     file_at[snapshot.time] = snapshot.file
     t = snapshot.time
     i = bisect.bisect_left(times, t)
@@ -189,7 +193,14 @@ def plan_snapshot(
             continue
         # the key changes at t: fold its versions again from the snapshot before t on
         sequence = ([prev] if prev is not None else []) + [t] + later
-        states = [new if tau == t else _covering(versions, tau) for tau in sequence]
+        states: list = []
+        for tau in sequence:
+            if tau == t:
+                states.append(new)
+            elif tau > t and k in rejected_at.get(tau, ()):
+                states.append(states[-1])  # its row was rejected then: the state carries
+            else:
+                states.append(_covering(versions, tau))
         tail = [v for v in versions if prev is None or v[VALID_TO] is None or v[VALID_TO] > prev]
         folded = _fold(sequence, states, prev, file_at)
         old_by_start = {v[VALID_FROM]: v for v in tail}

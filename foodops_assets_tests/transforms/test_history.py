@@ -34,17 +34,20 @@ def rows(**names: str) -> list[dict]:
 
 
 def apply(snapshots: list[tuple[Snapshot, list[dict]]], rejected=None) -> tuple[list, list]:
-    """Apply the snapshots in the given order; (history, plans)."""
+    """Apply the snapshots in the given order; (history, plans). ``rejected``: file ->
+    the keys whose rows that snapshot sent to the DLQ."""
     history: list[dict] = []
     applied: list[Snapshot] = []
     plans = []
     for s, content in snapshots:
+        skipped = frozenset((rejected or {}).get(s.file, []))
+        s = Snapshot(s.time, s.file, skipped)
         plan = plan_snapshot(
             history,
             applied,
             s,
             observed_versions(content, KEY, TRACKED),
-            (rejected or {}).get(s.file, []),
+            skipped,
             KEY,
         )
         history = apply_plan(history, plan, KEY)
@@ -152,3 +155,24 @@ def test_two_snapshots_of_one_time_are_refused():
     history, _ = apply(SEQUENCE[:1])
     with pytest.raises(ValueError, match="already applied"):
         plan_snapshot(history, [snap(1)], Snapshot(day(1), "other.jsonl"), {}, [], KEY)
+
+
+def test_a_late_snapshot_carries_its_state_over_a_later_rejected_row():
+    """a's row was rejected in snapshot 3, so a kept its state there; a late snapshot 2
+    that renames a must carry the new name over snapshot 3 too, as in time order."""
+    rejected = {"snapshot-20261103.jsonl": [("a",)]}
+    sequence = [
+        (snap(1), rows(a="Spice")),
+        (snap(2), rows(a="Spice Hub")),
+        (snap(3), rows()),  # a's (duplicated) rows went to the DLQ
+    ]
+    in_order, _ = apply(sequence, rejected)
+    late, _ = apply([sequence[0], sequence[2], sequence[1]], rejected)
+    assert (
+        versions(late)
+        == versions(in_order)
+        == [
+            ("a", "Spice", 1, 2, False, False, "1101"),
+            ("a", "Spice Hub", 2, None, True, False, "1102"),
+        ]
+    )
