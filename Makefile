@@ -25,7 +25,7 @@ FIRST_DAY := $(shell python3 -c "import datetime as d; print(d.datetime.now(d.ti
 LAST_DAY := $(shell python3 -c "import datetime as d; print(d.datetime.now(d.timezone.utc).date() - d.timedelta(days=1))")
 
 DAILY_ASSETS := orders_raw,orders_valid,deliveries_raw,deliveries_valid,reviews_raw,reviews_valid,restaurant_daily_sales,city_hourly_demand,delivery_performance_daily,restaurant_ratings_daily
-REFERENCE_ASSETS := restaurants,dishes
+REFERENCE_ASSETS := restaurants,dishes,restaurants_history,dishes_history
 ML_ASSETS := user_features,dish_features,dish_recommendations
 
 .PHONY: install run test ui lint bench clean lock dagster-home system-deps

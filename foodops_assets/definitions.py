@@ -48,7 +48,12 @@ DAILY_ASSETS = [
     tables.DELIVERY_PERFORMANCE_DAILY.name,
     tables.RESTAURANT_RATINGS_DAILY.name,
 ]
-REFERENCE_ASSETS = [tables.RESTAURANTS.name, tables.DISHES.name]
+REFERENCE_ASSETS = [
+    tables.RESTAURANTS.name,
+    tables.DISHES.name,
+    tables.RESTAURANTS_HISTORY.name,
+    tables.DISHES_HISTORY.name,
+]
 # as-of-date features and recommendations over the trailing window of silver partitions
 ML_ASSETS = [
     tables.USER_FEATURES.name,
@@ -101,7 +106,10 @@ def build_definitions(
         dg.define_asset_job(
             REFERENCE_JOB,
             selection=dg.AssetSelection.assets(*REFERENCE_ASSETS),
-            description="Load the newest restaurants and dishes snapshots.",
+            description=(
+                "Load the newest restaurants and dishes snapshots, and apply every new "
+                "snapshot to their history (restaurants_history, dishes_history)."
+            ),
             tags=run_tags(settings),
         ),
         dg.define_asset_job(

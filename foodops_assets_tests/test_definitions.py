@@ -18,6 +18,8 @@ from foodops_assets.settings import Settings
 EXPECTED_GROUPS = {
     "restaurants": "bronze",
     "dishes": "bronze",
+    "restaurants_history": "dimensions",
+    "dishes_history": "dimensions",
     "orders_raw": "bronze",
     "deliveries_raw": "bronze",
     "reviews_raw": "bronze",
@@ -202,6 +204,9 @@ def test_triggers_sensors_schedule_and_automation_are_defined():
     assert automated == set(EXPECTED_GROUPS) - {
         "restaurants",
         "dishes",
+        # the snapshot sensors request the history with the snapshot
+        "restaurants_history",
+        "dishes_history",
         "orders_raw",
         "deliveries_raw",
         "reviews_raw",

@@ -18,19 +18,20 @@ from ..lakehouse.tables import (
     RESTAURANT_DAILY_SALES,
     RESTAURANT_RATINGS_DAILY,
     RESTAURANTS,
+    RESTAURANTS_HISTORY,
     REVIEWS_VALID,
     TableRef,
 )
 from ..transforms import gold
-from .common import NO_RETRIES, StepRetries, partition_label, trailing_days
+from .common import NO_RETRIES, StepRetries, column_lineage, partition_label, trailing_days
 from .step import Audited, Columns, DerivedTable, Step, derived_asset
 
 RESTAURANT_DAILY_SALES_DESCRIPTIONS = {
     "partition_date": "Day of the orders (partition key).",
     "restaurant_id": "Restaurant.",
-    "restaurant_name": "Restaurant name from the newest snapshot (null if unknown).",
-    "city": "Restaurant's city.",
-    "cuisine": "Restaurant's main cuisine.",
+    "restaurant_name": "Restaurant name valid at the day's last order (restaurants_history; null if unknown then).",
+    "city": "Restaurant's city at that time.",
+    "cuisine": "Restaurant's main cuisine at that time.",
     "orders": "Placed (not cancelled) orders.",
     "cancelled_orders": "Orders cancelled after placement.",
     "items_sold": "Portions sold in placed orders.",
@@ -72,7 +73,19 @@ def _orders_gold_asset(
         )
         gold_rev = _by_day(gold.revenue_by_day(result, revenue_column))
         check = quality.revenue_reconciles(gold_rev, silver_rev)
-        return Audited(result, [check], {"revenue": float(sum(gold_rev.values()))})
+        metadata = {"revenue": float(sum(gold_rev.values()))}
+        if RESTAURANTS.name in extra_deps:
+            history = step.lakehouse.store.exists(RESTAURANTS_HISTORY)
+            metadata["restaurant_attributes_from"] = (
+                f"{RESTAURANTS_HISTORY.name} (the version valid at the day's last order)"
+                if history
+                else f"{RESTAURANTS.name} (newest snapshot: {RESTAURANTS_HISTORY.name} not built)"
+            )
+            if history:
+                metadata["dagster/column_lineage"] = column_lineage(
+                    gold.RESTAURANT_DAILY_SALES_AS_OF_LINEAGE
+                )
+        return Audited(result, [check], metadata)
 
     spec = DerivedTable(
         table=table,
@@ -91,11 +104,17 @@ def _by_day(df: DataFrame) -> dict:
     return {r["partition_date"]: r["revenue"] for r in df.collect()}
 
 
+def restaurant_attributes(step: Step) -> DataFrame:
+    """Restaurants as gold joins them: the history (as of the order's time) once it has
+    been built, else the newest snapshot (a lake that never ran the history; the
+    materialisation says which in ``restaurant_attributes_from``)."""
+    if step.lakehouse.store.exists(RESTAURANTS_HISTORY):
+        return step.read(RESTAURANTS_HISTORY)
+    return step.read(RESTAURANTS).where(F.col("restaurant_id").isNotNull())
+
+
 def _restaurant_daily_sales(orders: DataFrame, step: Step) -> DataFrame:
-    restaurants = step.read(RESTAURANTS)
-    return gold.restaurant_daily_sales(
-        orders, restaurants.where(F.col("restaurant_id").isNotNull())
-    )
+    return gold.restaurant_daily_sales(orders, restaurant_attributes(step))
 
 
 def _city_hourly_demand(orders: DataFrame, step: Step) -> DataFrame:
@@ -116,7 +135,7 @@ def restaurant_daily_sales_asset(
         "gross_revenue",
         _restaurant_daily_sales,
         partitions_def,
-        extra_deps=[RESTAURANTS.name],
+        extra_deps=[RESTAURANTS.name, RESTAURANTS_HISTORY.name],
         retries=retries,
     )
 

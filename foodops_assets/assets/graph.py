@@ -15,6 +15,7 @@ from ..contracts import Contract, check_references, load_contract
 from ..lakehouse import tables
 from .bronze import daily_bronze_asset, snapshot_bronze_asset
 from .common import NO_RETRIES, StepRetries
+from .dimensions import history_asset
 from .gold import (
     city_hourly_demand_asset,
     delivery_performance_daily_asset,
@@ -46,6 +47,9 @@ def lakehouse_assets(
         snapshot_bronze_asset(tables.RESTAURANTS, contracts["restaurants"], retries),
         snapshot_bronze_asset(tables.DISHES, contracts["dishes"], retries),
         daily_bronze_asset(tables.ORDERS_RAW, orders, daily, retries),
+        # dimensions: every snapshot kept as history (SCD type 2)
+        history_asset(tables.RESTAURANTS_HISTORY, contracts["restaurants"], retries),
+        history_asset(tables.DISHES_HISTORY, contracts["dishes"], retries),
         daily_bronze_asset(tables.DELIVERIES_RAW, deliveries, daily, retries),
         daily_bronze_asset(tables.REVIEWS_RAW, reviews, daily, retries),
         # silver

@@ -28,9 +28,11 @@ from ..lakehouse.tables import (
     DISH_FEATURES,
     DISH_RECOMMENDATIONS,
     DISHES,
+    DISHES_HISTORY,
     ML_MODELS_DIR,
     ORDERS_VALID,
     RESTAURANTS,
+    RESTAURANTS_HISTORY,
     REVIEWS_VALID,
     USER_FEATURES,
     TableRef,
@@ -253,7 +255,7 @@ def dish_recommendations_asset(
         config, days = step.config, step.days
         order_days = step.input_days(ORDERS_VALID)
         orders = step.cache(step.read(ORDERS_VALID, order_days))
-        catalogue = step.cache(recommend.catalogue(step.read(DISHES), step.read(RESTAURANTS)))
+        catalogues, reference = _catalogues(step, days)
         params = recommend.AlsParams(
             rank=config.rank,
             max_iter=config.max_iter,
@@ -262,14 +264,14 @@ def dish_recommendations_asset(
             seed=config.seed,
         )
         other = config.include_other_cities
-        catalogue_size = catalogue.count()
+        sizes = {day: catalogue.count() for day, catalogue in catalogues.items()}
         # audit: every as-of date's model must beat the baseline before anything is trained
         # on the whole window or written
         evaluations = {}
         for day in days:
             start = day - dt.timedelta(days=w - 1)
             evaluations[day] = recommend.holdout(
-                orders, catalogue, start, day, params, other, catalogue_size
+                orders, catalogues[day], start, day, params, other, sizes[day]
             )
         check = _gate(evaluations, config.min_precision_uplift)
         audit([check], "Nothing was published; the previous recommendations stay live.")
@@ -282,7 +284,7 @@ def dish_recommendations_asset(
             trained = recommend.train(fb, params)
             users = recommend.user_cities(window_orders)
             recs = recommend.recommend(
-                trained, users, catalogue, recommend.popularity(fb), other, k
+                trained, users, catalogues[day], recommend.popularity(fb), other, k
             ).withColumn("partition_date", F.lit(day))
             paths[day] = _save_model(trained, model_path(step.lakehouse, day))
             parts.append(recs.select(*recommend.RECOMMENDATIONS_SCHEMA.fieldNames()))
@@ -303,6 +305,7 @@ def dish_recommendations_asset(
                 "min_precision_uplift": config.min_precision_uplift,
                 "include_other_cities": other,
                 "orders_partitions_read": partition_label(order_days),
+                "reference_data_from": reference,
             },
         )
 
@@ -318,7 +321,13 @@ def dish_recommendations_asset(
             RECOMMENDATIONS_DESCRIPTIONS,
             recommend.RECOMMENDATIONS_LINEAGE,
         ),
-        deps=[*_windows_of(ORDERS_VALID), DISHES.name, RESTAURANTS.name],
+        deps=[
+            *_windows_of(ORDERS_VALID),
+            DISHES.name,
+            RESTAURANTS.name,
+            DISHES_HISTORY.name,
+            RESTAURANTS_HISTORY.name,
+        ],
         checks={
             names.MODEL_BEATS_BASELINE: (
                 f"On a time-based holdout (train on the window's days before the as-of date, "
@@ -330,6 +339,32 @@ def dish_recommendations_asset(
         kinds=frozenset({*KINDS, "mllib"}),
     )
     return derived_asset(spec, partitions_def, compute, DishRecommendationsConfig, retries)
+
+
+def _catalogues(step: Step, days: list[dt.date]) -> tuple[dict[dt.date, DataFrame], str]:
+    """Each as-of date's candidate dishes with their restaurant's city and cuisine: as
+    they were at the end of that day (the history tables), or the newest snapshots for
+    every day while the histories have not been built; and where they came from."""
+    store = step.lakehouse.store
+    if store.exists(DISHES_HISTORY) and store.exists(RESTAURANTS_HISTORY):
+        dishes, restaurants = step.read(DISHES_HISTORY), step.read(RESTAURANTS_HISTORY)
+        end = dt.timedelta(days=1, microseconds=-1)
+        return (
+            {
+                day: step.cache(
+                    recommend.catalogue(
+                        dishes, restaurants, dt.datetime.combine(day, dt.time(), dt.UTC) + end
+                    )
+                )
+                for day in days
+            },
+            f"{DISHES_HISTORY.name}, {RESTAURANTS_HISTORY.name} (as of the end of each as-of date)",
+        )
+    catalogue = step.cache(recommend.catalogue(step.read(DISHES), step.read(RESTAURANTS)))
+    return (
+        dict.fromkeys(days, catalogue),
+        f"{DISHES.name}, {RESTAURANTS.name} (newest snapshots: the histories are not built)",
+    )
 
 
 def _save_model(trained: recommend.Trained, path: str) -> str:

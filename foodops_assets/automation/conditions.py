@@ -14,8 +14,11 @@ it was last requested, and only when
 - it lies within the last ``FOODOPS_AUTOMATION_LOOKBACK_DAYS`` partitions (late
   data is followed; an old backfill is an operator's decision).
 
-A reload of a reference snapshot (restaurants, dishes) does not re-run the
-history: it is ignored as an update, but a missing snapshot still blocks.
+A reload of a reference snapshot (restaurants, dishes) or a new version in their
+history tables (group ``dimensions``, built by the reference job with the snapshots) does
+not re-run the past: it is ignored as an update, but a missing snapshot still blocks. A
+history table that was never built does not block gold, which then names the current
+snapshot as the source of its attributes (assets/gold.py).
 A dependency read through a long trailing window (``restaurant_ratings_daily``
 reads 30 days of reviews) does not block on a missing partition inside the
 window (before the platform existed, or a day without reviews).
@@ -33,11 +36,12 @@ from .sensors import default_status, run_tags
 
 AUTOMATION_SENSOR = "foodops_automation"
 
-REFERENCE = dg.AssetSelection.assets(tables.RESTAURANTS.name, tables.DISHES.name)
+DIMENSIONS = dg.AssetSelection.assets(tables.RESTAURANTS_HISTORY.name, tables.DISHES_HISTORY.name)
+REFERENCE = dg.AssetSelection.assets(tables.RESTAURANTS.name, tables.DISHES.name) | DIMENSIONS
 
 # bronze is started by the file-arrival sensors and the schedule; everything else follows
 # (silver, gold, and the ML features when they join the graph)
-SENSOR_DRIVEN_GROUPS = ("bronze",)
+SENSOR_DRIVEN_GROUPS = ("bronze", "dimensions")
 # a dependency read through a trailing window at least this long (the 30-day ratings, the
 # ML features' lookbacks) does not block on missing partitions inside the window
 LONG_WINDOW_DAYS = 14
@@ -46,16 +50,18 @@ LONG_WINDOW_DAYS = 14
 def follow_upstream(
     lookback_days: int, windowed_upstream: dg.AssetSelection | None = None
 ) -> dg.AutomationCondition:
-    missing = dg.AutomationCondition.any_deps_missing()
+    missing = dg.AutomationCondition.any_deps_missing().ignore(DIMENSIONS)
     if windowed_upstream is not None:
-        missing = missing.ignore(windowed_upstream)
+        missing = missing.ignore(windowed_upstream | DIMENSIONS)
     return (
         dg.AutomationCondition.in_latest_time_window(dt.timedelta(days=lookback_days))
         & dg.AutomationCondition.any_deps_updated().ignore(REFERENCE).since_last_handled()
         & ~missing
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
-        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+        # the history tables audit each snapshot before its commit: a failed check there
+        # published nothing, so gold reads the last good history and need not wait
+        & dg.AutomationCondition.all_deps_blocking_checks_passed().ignore(DIMENSIONS)
     ).with_label("follow_upstream")
 
 

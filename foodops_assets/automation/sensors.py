@@ -50,6 +50,11 @@ SNAPSHOT_SOURCES = {
     "restaurants": tables.RESTAURANTS.name,
     "dishes": tables.DISHES.name,
 }
+# a landed snapshot also goes into its history table, in the same run
+HISTORY_OF = {
+    tables.RESTAURANTS.name: tables.RESTAURANTS_HISTORY.name,
+    tables.DISHES.name: tables.DISHES_HISTORY.name,
+}
 TRIGGER_TAG = "foodops/trigger"
 SOURCE_TAG = "foodops/source"
 
@@ -165,8 +170,11 @@ def _daily_sensor(
 def _snapshot_sensor(source: str, asset: str, settings: Settings) -> dg.SensorDefinition:
     @dg.sensor(
         name=arrival_sensor_name(source),
-        description=f"Requests {asset} when a new snapshot lands under <landing>/{source}/.",
-        target=[dg.AssetKey(asset)],
+        description=(
+            f"Requests {asset} and {HISTORY_OF[asset]} when a snapshot lands under "
+            f"<landing>/{source}/ (a late one too: the history applies it)."
+        ),
+        target=[dg.AssetKey(asset), dg.AssetKey(HISTORY_OF[asset])],
         minimum_interval_seconds=settings.sensor_interval_seconds,
         default_status=default_status(settings),
     )
@@ -188,7 +196,7 @@ def _snapshot_sensor(source: str, asset: str, settings: Settings) -> dg.SensorDe
             requests.append(
                 dg.RunRequest(
                     run_key=arrival.run_key,
-                    asset_selection=[dg.AssetKey(asset)],
+                    asset_selection=[dg.AssetKey(asset), dg.AssetKey(HISTORY_OF[asset])],
                     tags={**run_tags(settings), TRIGGER_TAG: "file_arrival", SOURCE_TAG: source},
                 )
             )

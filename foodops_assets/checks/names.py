@@ -32,3 +32,9 @@ DISH_FEATURES_SANE = "dish_features_sane"
 MODEL_BEATS_BASELINE = "model_beats_popularity_baseline"
 # silver, after publishing: read back from the published tables; a failure rolls back
 PUBLISHED_CONSISTENCY = "published_consistency"
+
+# dimensions (restaurants_history, dishes_history): audited before each snapshot's commit
+SNAPSHOT_NOT_EMPTY = "snapshot_not_empty"
+NO_OVERLAPPING_VERSIONS = "no_overlapping_versions"
+ONE_CURRENT_VERSION = "one_current_version_per_live_key"
+KEEPS_EVERY_VERSION = "history_keeps_every_version"

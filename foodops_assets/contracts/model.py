@@ -25,7 +25,10 @@ How our notions sit in ODCS:
   one with the custom property ``lookbackDays`` is looked up in that daily source's
   silver partitions (:class:`Reference`);
 - how the source lands (``landingLayout``: daily or snapshot) and the timestamp that
-  decides its partition (``eventTime``) are custom properties of the schema object.
+  decides its partition (``eventTime``) are custom properties of the schema object; a
+  snapshot source says where a snapshot's own time comes from (``snapshotTime``: only
+  ``fileName`` for now, ``snapshot-YYYYMMDD[THHMMSSZ].jsonl``, UTC), which orders the
+  versions of its history table.
 
 Loading is strict: a malformed contract fails with a message that names the file
 and the field to fix. The JSON-schema lint of the standard runs in CI
@@ -52,6 +55,8 @@ ENGINE = "foodops"
 _DECIMAL = re.compile(r"^decimal\((\d{1,2}),(\d{1,2})\)$")
 SIMPLE_TYPES = ("string", "int", "long", "double", "boolean", "date", "timestamp")
 LAYOUTS = ("daily", "snapshot")
+# where a snapshot's own time comes from (the history tables order versions by it)
+SNAPSHOT_TIME_SOURCES = ("fileName",)
 
 # rule kind -> the parameters it requires (besides the check name itself)
 RULE_KINDS: dict[str, tuple[str, ...]] = {
@@ -184,6 +189,7 @@ class Contract:
     rules: tuple[Rule, ...]
     sla: Mapping[str, Any]
     event_time: str | None = None
+    snapshot_time: str | None = None  # snapshot sources: where a snapshot's time comes from
     path: str = ""
     references: tuple[Reference, ...] = ()
     relationships: tuple[Relationship, ...] = ()
@@ -362,7 +368,15 @@ def parse_contract(doc: Any, source: str = "<contract>") -> Contract:
     event_time = landing.get("eventTime")
     if event_time is not None and event_time not in names:
         raise fail(f"schema[0] custom property eventTime {event_time!r} is not a contract column")
-    unknown = sorted(set(landing) - {"landingLayout", "eventTime"})
+    snapshot_time = landing.get("snapshotTime")
+    if snapshot_time is not None and (
+        layout != "snapshot" or snapshot_time not in SNAPSHOT_TIME_SOURCES
+    ):
+        raise fail(
+            "schema[0] custom property snapshotTime is for snapshot sources and must be one of "
+            f"{', '.join(SNAPSHOT_TIME_SOURCES)}, got {snapshot_time!r}"
+        )
+    unknown = sorted(set(landing) - {"landingLayout", "eventTime", "snapshotTime"})
     if unknown:
         raise fail(f"schema[0]: unknown custom properties {', '.join(unknown)}")
 
@@ -381,6 +395,7 @@ def parse_contract(doc: Any, source: str = "<contract>") -> Contract:
         rules=tuple(rules),
         sla=_sla(odcs.slaProperties, fail),
         event_time=event_time,
+        snapshot_time=snapshot_time,
         path=source,
         references=tuple(references),
         relationships=tuple(relationships),

@@ -142,7 +142,7 @@ def generate(
     world = build_world(rng, orders_per_day, start)
     report = GenerationReport(str(root), start, days)
 
-    _write_snapshots(root, world, start, report)
+    _write_snapshots(root, world, start, days, seed, report)
 
     later: dict[str, dict[dt.date, list[str]]] = {"deliveries": {}, "reviews": {}}
     order_time_of: dict[str, str] = {}  # order_id -> order_time, for reviewed orders
@@ -499,39 +499,89 @@ def _write_daily(root, source, day, batches, report) -> None:
             report.files += 1
 
 
-def _write_snapshots(root: Path, world: World, start: dt.date, report) -> None:
-    name = f"snapshot-{start:%Y%m%d}.jsonl"
-    restaurants = [
-        json.dumps(
-            {
-                "restaurant_id": r.restaurant_id,
-                "name": r.name,
-                "cuisine": r.cuisine,
-                "city": r.city,
-                "latitude": r.latitude,
-                "longitude": r.longitude,
-                "onboarded_date": r.onboarded_date.isoformat(),
-            },
-            separators=(",", ":"),
-        )
-        for r in world.restaurants
+def _restaurant_record(r) -> dict:
+    return {
+        "restaurant_id": r.restaurant_id,
+        "name": r.name,
+        "cuisine": r.cuisine,
+        "city": r.city,
+        "latitude": r.latitude,
+        "longitude": r.longitude,
+        "onboarded_date": r.onboarded_date.isoformat(),
+    }
+
+
+def _dish_record(d) -> dict:
+    return {
+        "dish_id": d.dish_id,
+        "restaurant_id": d.restaurant_id,
+        "name": d.name,
+        "cuisine": d.cuisine,
+        "is_veg": d.is_veg,
+        "list_price": d.list_price,
+    }
+
+
+def snapshot_sequence(
+    world: World, start: dt.date, days: int, seed: int
+) -> list[tuple[str, list[dict], list[dict]]]:
+    """The reference snapshots of a generated run, in the order they land: (file name,
+    restaurants, dishes). Day 0 is the world as it is. With two days or more, day 1
+    renames a few restaurants and reprices a few dishes; with three or more, day 1 also
+    drops one restaurant (and its dishes), day 2 brings it back and reverts one rename, and
+    a snapshot of day 1 noon lands *after* day 2's (a late snapshot: the history puts it
+    between them). The newest snapshot always holds every restaurant and dish the orders
+    use. Changes draw from their own random stream, so the orders do not depend on them."""
+    rng = random.Random(f"foodops-snapshots-{seed}")
+    restaurants = [_restaurant_record(r) for r in world.restaurants]
+    dishes = [_dish_record(d) for d in world.dishes]
+    sequence = [(f"snapshot-{start:%Y%m%d}.jsonl", restaurants, dishes)]
+    if days < 2:
+        return sequence
+    renamed = rng.sample(range(len(restaurants)), k=max(1, len(restaurants) // 50))
+    repriced = set(rng.sample(range(len(dishes)), k=max(1, len(dishes) // 30)))
+    day1_restaurants = [
+        {**r, "name": f"{r['name']} Express"} if i in renamed else r
+        for i, r in enumerate(restaurants)
     ]
-    dishes = [
-        json.dumps(
-            {
-                "dish_id": d.dish_id,
-                "restaurant_id": d.restaurant_id,
-                "name": d.name,
-                "cuisine": d.cuisine,
-                "is_veg": d.is_veg,
-                "list_price": d.list_price,
-            },
-            separators=(",", ":"),
-        )
-        for d in world.dishes
+    day1_dishes = [
+        {**d, "list_price": round(d["list_price"] * 1.1) + 0.0} if i in repriced else d
+        for i, d in enumerate(dishes)
     ]
-    _write_lines(root / "restaurants" / name, restaurants)
-    _write_lines(root / "dishes" / name, dishes)
-    report.files += 2
-    report.records["restaurants"] += len(restaurants)
-    report.records["dishes"] += len(dishes)
+    day1 = start + dt.timedelta(days=1)
+    if days < 3:
+        return [*sequence, (f"snapshot-{day1:%Y%m%d}.jsonl", day1_restaurants, day1_dishes)]
+    gone = restaurants[rng.randrange(len(restaurants))]["restaurant_id"]
+    day1_kept = [r for r in day1_restaurants if r["restaurant_id"] != gone]
+    day1_kept_dishes = [d for d in day1_dishes if d["restaurant_id"] != gone]
+    reverted = renamed[0]
+    day2_restaurants = [
+        restaurants[i] if i == reverted else r for i, r in enumerate(day1_restaurants)
+    ]
+    # the late one: day 1 at noon, the first renamed restaurant moved to another cuisine
+    late_restaurants = [
+        {**r, "cuisine": "Healthy" if r["cuisine"] != "Healthy" else "Desserts"}
+        if i == renamed[0]
+        else r
+        for i, r in enumerate(day1_kept)
+    ]
+    day2 = start + dt.timedelta(days=2)
+    return [
+        *sequence,
+        (f"snapshot-{day1:%Y%m%d}.jsonl", day1_kept, day1_kept_dishes),
+        (f"snapshot-{day2:%Y%m%d}.jsonl", day2_restaurants, day1_dishes),
+        (f"snapshot-{day1:%Y%m%d}T120000Z.jsonl", late_restaurants, day1_kept_dishes),
+    ]
+
+
+def _write_snapshots(
+    root: Path, world: World, start: dt.date, days: int, seed: int, report
+) -> None:
+    """Every reference snapshot of the run (:func:`snapshot_sequence`), in landing order."""
+    for name, restaurants, dishes in snapshot_sequence(world, start, days, seed):
+        for source, records in (("restaurants", restaurants), ("dishes", dishes)):
+            _write_lines(
+                root / source / name, [json.dumps(r, separators=(",", ":")) for r in records]
+            )
+            report.files += 1
+            report.records[source] += len(records)

@@ -207,9 +207,10 @@ def scan_snapshot(
     now: float | None = None,
     landing_root: str | None = None,
 ) -> ScanResult:
-    """The newest complete snapshot of a reference source, when it is new.
+    """The newest complete snapshot of a reference source, when it is new or when any
+    snapshot landed since (a late one, older than the newest: the history tables apply it).
 
-    ``cursor`` is ``{"snapshot": name, "digest": ...}``.
+    ``cursor`` is ``{"snapshot": name, "digest": ...}``; the digest covers every snapshot.
     """
     now = time.time() if now is None else now
     result = ScanResult(cursor=dict(cursor))
@@ -227,7 +228,9 @@ def scan_snapshot(
     if not files:
         return result
     name, size, mtime_ns = max(files)
-    digest = _digest([(name, size), (str(mtime_ns), 0)])
+    newest = [(name, size), (str(mtime_ns), 0)]
+    older = [(n, sz) for n, sz, _ in sorted(files) if n != name]
+    digest = _digest(newest + older) if older else _digest(newest)
     if cursor.get("snapshot") != name or cursor.get("digest") != digest:
         result.arrivals.append(Arrival(source, None, digest, (name,), mtime_ns))
         result.cursor = {"snapshot": name, "digest": digest}

@@ -367,6 +367,72 @@ class DeltaStore:
             ) from None
         return self._open(table).version()
 
+    def merge_rows(
+        self,
+        table: TableRef,
+        upserts: pa.Table,
+        deletes: pa.Table,
+        match_on: Sequence[str],
+        *,
+        commit_metadata: Mapping[str, Any] | None = None,
+    ) -> int:
+        """One atomic commit that deletes the rows matching ``deletes`` and inserts or
+        replaces ``upserts`` (rows match on the columns ``match_on``): a delta-rs MERGE.
+        The commit is made even when there is nothing to change (an empty commit carrying
+        ``commit_metadata``), so every call leaves exactly one version; the new version.
+        A table that does not exist yet is created by the commit (``deletes`` must then be
+        empty). Unpartitioned tables only (the history tables)."""
+        if table.is_partitioned:
+            raise PredicateError(f"merge_rows writes unpartitioned tables; {table.name} is not")
+        properties = _commit_properties(commit_metadata) or CommitProperties()
+        current = self.open_if_exists(table)
+        if current is None:
+            if deletes.num_rows:
+                raise TableNotMaterialized(f"{table.name} does not exist: nothing to delete")
+            write_deltalake(
+                self.uri(table),
+                upserts,
+                mode="error",
+                name=table.name,
+                storage_options=self.storage_options,
+                commit_properties=properties,
+            )
+            return self._open(table).version()
+        if not upserts.num_rows and not deletes.num_rows:
+            current.create_write_transaction(
+                [],
+                mode="append",
+                schema=current.schema(),
+                partition_by=None,
+                commit_properties=properties,
+            )
+            return self._open(table).version()
+        columns = upserts.schema.names
+        action = "_foodops_merge_action"
+        source = pa.concat_tables(
+            [
+                upserts.append_column(action, pa.array(["upsert"] * upserts.num_rows, pa.string())),
+                deletes.select(columns)
+                .cast(upserts.schema)
+                .append_column(action, pa.array(["delete"] * deletes.num_rows, pa.string())),
+            ]
+        )
+        values = {c: f"s.`{c}`" for c in columns}
+        (
+            current.merge(
+                source,
+                " AND ".join(f"t.`{c}` = s.`{c}`" for c in match_on),
+                source_alias="s",
+                target_alias="t",
+                commit_properties=properties,
+            )
+            .when_matched_delete(predicate=f"s.{action} = 'delete'")
+            .when_matched_update(updates=values, predicate=f"s.{action} = 'upsert'")
+            .when_not_matched_insert(updates=values, predicate=f"s.{action} = 'upsert'")
+            .execute()
+        )
+        return self._open(table).version()
+
     def restore(
         self, table: TableRef, version: int, commit_metadata: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:

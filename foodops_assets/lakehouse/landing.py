@@ -5,6 +5,10 @@
 <landing>/<source>/<snapshot>.jsonl                reference snapshots, newest name wins
 ```
 
+A snapshot's own time is in its name: ``snapshot-YYYYMMDD.jsonl`` (midnight UTC) or
+``snapshot-YYYYMMDDTHHMMSSZ.jsonl``; it orders the versions of the history tables
+(:func:`snapshot_time`), never the file's modification time.
+
 Only complete ``*.jsonl`` files count: producers write ``<batch>.jsonl.tmp`` (or
 a hidden ``.name``) and rename when done, so a file still being written is
 never read.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +38,8 @@ from pyspark.sql import functions as F
 from ..settings import ENV_LANDING_ROOT, is_remote_uri
 
 LANDING_SUFFIX = ".jsonl"
+SNAPSHOT_NAME = re.compile(r"^snapshot-(\d{8})(?:T(\d{6})Z?)?\.jsonl$")
+SNAPSHOT_NAMING = "snapshot-YYYYMMDD.jsonl or snapshot-YYYYMMDDTHHMMSSZ.jsonl (UTC)"
 
 
 class LandingError(FileNotFoundError):
@@ -206,7 +213,47 @@ class LandingZone:
                 f"No {source} snapshot in {self.source_dir(source)}{why}: land a full snapshot as "
                 f"<name>{LANDING_SUFFIX} there (or check {ENV_LANDING_ROOT}={self.root})."
             )
-        return max(files, key=lambda f: Path(f.path).name)
+        # the newest by the time in the name (snapshot-20261102T120000Z is older than
+        # snapshot-20261103), the name alone for names without a time
+        return max(files, key=lambda f: _newest_key(Path(f.path).name))
+
+    def snapshots(self, source: str) -> list[tuple[dt.datetime, LandedFile]]:
+        """Every landed snapshot of ``source`` with its own time, oldest first; fails naming
+        a file whose name carries no time (it cannot be placed in the history)."""
+        files = self._list(source)
+        if not files:
+            raise LandingError(
+                f"No {source} snapshot in {self.source_dir(source)}: land a full snapshot as "
+                f"{SNAPSHOT_NAMING} there (or check {ENV_LANDING_ROOT}={self.root})."
+            )
+        timed, unnamed = [], []
+        for f in files:
+            t = snapshot_time(Path(f.path).name)
+            (unnamed.append(f.path) if t is None else timed.append((t, f)))
+        if unnamed:
+            raise LandingError(
+                f"{source} snapshots without a time in their name: {', '.join(unnamed)}. "
+                f"Name a snapshot {SNAPSHOT_NAMING}: its time orders the history."
+            )
+        return sorted(timed, key=lambda tf: (tf[0], tf[1].path))
+
+
+def _newest_key(name: str) -> tuple:
+    t = snapshot_time(name)
+    return (t is not None, t.isoformat() if t else "", name)
+
+
+def snapshot_time(name: str) -> dt.datetime | None:
+    """The time a snapshot file's name says (UTC), None when it says none."""
+    m = SNAPSHOT_NAME.match(name)
+    if not m:
+        return None
+    try:
+        return dt.datetime.strptime(m.group(1) + (m.group(2) or "000000"), "%Y%m%d%H%M%S").replace(
+            tzinfo=dt.UTC
+        )
+    except ValueError:
+        return None
 
 
 QUARANTINE_DIR = "_quarantine"

@@ -36,6 +36,9 @@ DELIVERIES_RAW = _daily("bronze", "deliveries_raw")
 REVIEWS_RAW = _daily("bronze", "reviews_raw")
 RESTAURANTS = TableRef("bronze", "restaurants")
 DISHES = TableRef("bronze", "dishes")
+# SCD type 2 history of the reference snapshots (one row per key per version)
+RESTAURANTS_HISTORY = TableRef("dimensions", "restaurants_history")
+DISHES_HISTORY = TableRef("dimensions", "dishes_history")
 
 ORDERS_VALID = _daily("silver", "orders_valid")
 DELIVERIES_VALID = _daily("silver", "deliveries_valid")
@@ -64,6 +67,12 @@ BRONZE_BY_SOURCE: dict[str, TableRef] = {
     "dishes": DISHES,
 }
 
+# the history table of each snapshot source
+HISTORY_BY_SOURCE: dict[str, TableRef] = {
+    "restaurants": RESTAURANTS_HISTORY,
+    "dishes": DISHES_HISTORY,
+}
+
 # the silver table of each daily landing source (what a contract's references point into)
 SILVER_BY_SOURCE: dict[str, TableRef] = {
     "orders": ORDERS_VALID,
@@ -79,6 +88,8 @@ TABLES: dict[str, TableRef] = {
         REVIEWS_RAW,
         RESTAURANTS,
         DISHES,
+        RESTAURANTS_HISTORY,
+        DISHES_HISTORY,
         ORDERS_VALID,
         DELIVERIES_VALID,
         REVIEWS_VALID,

@@ -56,6 +56,22 @@ RESTAURANT_DAILY_SALES_LINEAGE: dict[str, dict[str, list[str]]] = {
     "distinct_customers": {"orders_valid": ["user_id", "status"]},
 }
 
+# the same, when the attributes come from the history as of the day's last order
+RESTAURANT_DAILY_SALES_AS_OF_LINEAGE: dict[str, dict[str, list[str]]] = {
+    **RESTAURANT_DAILY_SALES_LINEAGE,
+    **{
+        column: {
+            "restaurants_history": [attribute, "valid_from", "valid_to"],
+            "orders_valid": ["order_time"],
+        }
+        for column, attribute in (
+            ("restaurant_name", "name"),
+            ("city", "city"),
+            ("cuisine", "cuisine"),
+        )
+    },
+}
+
 CITY_HOURLY_DEMAND_LINEAGE: dict[str, dict[str, list[str]]] = {
     "partition_date": {"orders_valid": ["partition_date"]},
     "city": {"orders_valid": ["city"]},
@@ -78,9 +94,35 @@ def _placed() -> Column:
     return F.col("status") == "placed"
 
 
+def is_history(restaurants: DataFrame) -> bool:
+    """Whether ``restaurants`` is an SCD type 2 history (versions with validity) rather
+    than one snapshot."""
+    return {"valid_from", "valid_to"} <= set(restaurants.columns)
+
+
+def as_of(rows: DataFrame, versions: DataFrame, key: str, at: str) -> DataFrame:
+    """``rows`` left-joined to the version of ``key`` valid at the time ``rows[at]``
+    (``valid_from <= at < valid_to``, an open ``valid_to`` = current): what was true then.
+    ``versions`` holds ``key``, ``valid_from``, ``valid_to`` and the attributes wanted."""
+    v = versions.withColumnRenamed(key, "_v_key")
+    valid = (
+        (F.col(key) == F.col("_v_key"))
+        & (F.col("valid_from") <= F.col(at))
+        & (F.col("valid_to").isNull() | (F.col(at) < F.col("valid_to")))
+    )
+    return rows.join(F.broadcast(v), valid, "left").drop("_v_key", "valid_from", "valid_to")
+
+
 def restaurant_daily_sales(orders: DataFrame, restaurants: DataFrame) -> DataFrame:
-    """Per restaurant and day: orders, cancellations, items, revenue, customers."""
+    """Per restaurant and day: orders, cancellations, items, revenue, customers.
+
+    ``restaurants`` is either one snapshot (its attributes describe every day) or the
+    history (``restaurants_history``): then each row carries the name, city and cuisine
+    of the version valid at the restaurant's last order of the day (snapshots change at
+    most once per snapshot time, so a whole day normally shares one version), and
+    re-materialising an old day reproduces what was true then."""
     daily = orders.groupBy("partition_date", "restaurant_id").agg(
+        F.max("order_time").alias("_as_of"),
         F.count_distinct(F.when(_placed(), F.col("order_id"))).alias("orders"),
         F.count_distinct(F.when(~_placed(), F.col("order_id"))).alias("cancelled_orders"),
         F.coalesce(F.sum(F.when(_placed(), F.col("quantity"))), F.lit(0))
@@ -89,13 +131,14 @@ def restaurant_daily_sales(orders: DataFrame, restaurants: DataFrame) -> DataFra
         F.sum(order_revenue()).cast(MONEY).alias("gross_revenue"),
         F.count_distinct(F.when(_placed(), F.col("user_id"))).alias("distinct_customers"),
     )
-    names = restaurants.select(
-        "restaurant_id",
-        F.col("name").alias("restaurant_name"),
-        "city",
-        "cuisine",
-    ).dropDuplicates(["restaurant_id"])
-    return daily.join(F.broadcast(names), "restaurant_id", "left").select(
+    attributes = [F.col("name").alias("restaurant_name"), "city", "cuisine"]
+    if is_history(restaurants):
+        versions = restaurants.select("restaurant_id", "valid_from", "valid_to", *attributes)
+        named = as_of(daily, versions, "restaurant_id", "_as_of")
+    else:
+        names = restaurants.select("restaurant_id", *attributes).dropDuplicates(["restaurant_id"])
+        named = daily.join(F.broadcast(names), "restaurant_id", "left")
+    return named.select(
         "partition_date",
         "restaurant_id",
         "restaurant_name",

@@ -107,15 +107,34 @@ def user_cities(orders: DataFrame) -> DataFrame:
     )
 
 
-def catalogue(dishes: DataFrame, restaurants: DataFrame) -> DataFrame:
-    """(dish_id, restaurant_id, city): dishes a user can order, with their restaurant's city."""
+def valid_at(versions: DataFrame, at: dt.datetime) -> DataFrame:
+    """The versions of an SCD type 2 history valid at ``at`` (``valid_from <= at <
+    valid_to``, an open ``valid_to`` = current): the reference data as it was then."""
+    return versions.where(
+        (F.col("valid_from") <= F.lit(at))
+        & (F.col("valid_to").isNull() | (F.lit(at) < F.col("valid_to")))
+    )
+
+
+def catalogue(
+    dishes: DataFrame, restaurants: DataFrame, as_of: dt.datetime | None = None
+) -> DataFrame:
+    """(dish_id, restaurant_id, city, cuisine): dishes a user can order, with their
+    restaurant's city and the dish's cuisine.
+
+    With ``as_of``, ``dishes`` and ``restaurants`` are their histories (dishes_history,
+    restaurants_history) and the catalogue is the one valid at that time: a dish or a
+    restaurant not on the marketplace then is no candidate, and a restaurant that moved
+    since is in the city it was in then."""
+    if as_of is not None:
+        dishes, restaurants = valid_at(dishes, as_of), valid_at(restaurants, as_of)
     cities = restaurants.select("restaurant_id", "city").dropDuplicates(["restaurant_id"])
     return (
         dishes.where(F.col("dish_id").isNotNull())
-        .select("dish_id", "restaurant_id")
+        .select("dish_id", "restaurant_id", "cuisine")
         .dropDuplicates(["dish_id"])
         .join(cities, "restaurant_id", "inner")
-        .select("dish_id", "restaurant_id", "city")
+        .select("dish_id", "restaurant_id", "city", "cuisine")
     )
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from foodops_assets.checks import names
 from foodops_assets.datagen.generator import generate
-from foodops_assets.definitions import DAILY_ASSETS, ML_ASSETS
+from foodops_assets.definitions import DAILY_ASSETS, ML_ASSETS, REFERENCE_ASSETS
 from foodops_assets.lakehouse.tables import (
     DEAD_LETTER_QUEUE,
     DELIVERIES_RAW,
@@ -371,7 +371,8 @@ def backfilled(tmp_path_factory, spark_resource):
     config = _config(max_dlq_rate=0.3, max_orphan_rate=0.25)
     a, b = lake_at("lake-a"), lake_at("lake-b")
     for lake in (a, b):
-        materialize(lake, spark_resource, ["restaurants", "dishes"])
+        # the snapshots and their history (gold joins the history as of each order)
+        materialize(lake, spark_resource, REFERENCE_ASSETS)
     ranged = materialize(
         a, spark_resource, DAILY_ASSETS, run_config=config, tags=_range_tags(D1, D3)
     )

@@ -45,6 +45,8 @@ def test_silver_and_gold_are_due_by_their_contracts_deadline(lake):
     assert {n for n, p in policies.items() if p is None} == {
         "restaurants",
         "dishes",
+        "restaurants_history",
+        "dishes_history",
         "orders_raw",
         "deliveries_raw",
         "reviews_raw",

@@ -154,12 +154,17 @@ def test_snapshot_sensor_requests_each_new_snapshot_once(lake, defs, instance):
     age(lake.land("restaurants", None, "snapshot-20261119.jsonl", ['{"restaurant_id": "r"}']))
     requests, cursor = tick(defs, "restaurants", instance=instance)
     assert [(r.partition_key, r.asset_selection) for r in requests] == [
-        (None, [dg.AssetKey("restaurants")])
+        (None, [dg.AssetKey("restaurants"), dg.AssetKey("restaurants_history")])
     ]
     assert tick(defs, "restaurants", cursor, instance)[0] == []
     age(lake.land("restaurants", None, "snapshot-20261120.jsonl", ['{"restaurant_id": "r"}']))
-    newer, _ = tick(defs, "restaurants", cursor, instance)
-    assert len(newer) == 1 and "snapshot-20261120" in str(load_cursor(_))
+    newer, cursor = tick(defs, "restaurants", cursor, instance)
+    assert len(newer) == 1 and "snapshot-20261120" in str(load_cursor(cursor))
+    # a late snapshot (older than the newest) is requested too: the history applies it
+    age(lake.land("restaurants", None, "snapshot-20261118.jsonl", ['{"restaurant_id": "r"}']))
+    late, cursor = tick(defs, "restaurants", cursor, instance)
+    assert len(late) == 1 and late[0].asset_selection[-1] == dg.AssetKey("restaurants_history")
+    assert tick(defs, "restaurants", cursor, instance)[0] == []
 
 
 def test_a_fresh_cursor_does_not_reload_partitions_bronze_already_holds(lake, defs, instance):

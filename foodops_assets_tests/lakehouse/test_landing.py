@@ -66,3 +66,25 @@ def test_the_quarantine_never_writes_outside_the_landing_root(lake, tmp_path):
     with pytest.raises(LandingError, match="quarantine refused"):
         LandingZone(str(lake.landing)).quarantine(str(landed), "empty file")
     assert list(outside.iterdir()) == []
+
+
+def test_snapshots_are_ordered_by_the_time_in_their_name(lake):
+    for name in (
+        "snapshot-20261103.jsonl",
+        "snapshot-20261102T120000Z.jsonl",  # noon of the 2nd: after the 2nd, before the 3rd
+        "snapshot-20261102.jsonl",
+    ):
+        lake.land("restaurants", None, name, ['{"restaurant_id": "r-1"}'])
+    zone = LandingZone(str(lake.landing))
+    assert [
+        (t.isoformat(), f.path.rsplit("/", 1)[1]) for t, f in zone.snapshots("restaurants")
+    ] == [
+        ("2026-11-02T00:00:00+00:00", "snapshot-20261102.jsonl"),
+        ("2026-11-02T12:00:00+00:00", "snapshot-20261102T120000Z.jsonl"),
+        ("2026-11-03T00:00:00+00:00", "snapshot-20261103.jsonl"),
+    ]
+    assert zone.newest_snapshot("restaurants").path.endswith("snapshot-20261103.jsonl")
+    # a snapshot whose name says no time cannot be placed in the history: the run says so
+    lake.land("restaurants", None, "latest.jsonl", ['{"restaurant_id": "r-1"}'])
+    with pytest.raises(LandingError, match="latest.jsonl.*snapshot-YYYYMMDD"):
+        zone.snapshots("restaurants")
