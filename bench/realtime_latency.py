@@ -110,9 +110,7 @@ def _day_rows(uri: str, day: dt.date, columns: list[str]):
         table = DeltaTable(uri)
     except Exception:  # not created yet
         return None
-    return table.to_pyarrow_table(
-        filters=[("partition_date", "=", day)], columns=columns
-    )
+    return table.to_pyarrow_table(filters=[("partition_date", "=", day)], columns=columns)
 
 
 def silver_ids(lake: Path, day: dt.date) -> set[str]:
