@@ -75,16 +75,11 @@ def _orders_gold_asset(
         check = quality.revenue_reconciles(gold_rev, silver_rev)
         metadata = {"revenue": float(sum(gold_rev.values()))}
         if RESTAURANTS.name in extra_deps:
-            history = step.lakehouse.store.exists(RESTAURANTS_HISTORY)
-            metadata["restaurant_attributes_from"] = (
-                f"{RESTAURANTS_HISTORY.name} (the version valid at the day's last order)"
-                if history
-                else f"{RESTAURANTS.name} (newest snapshot: {RESTAURANTS_HISTORY.name} not built)"
-            )
-            if history:
-                metadata["dagster/column_lineage"] = column_lineage(
-                    gold.RESTAURANT_DAILY_SALES_AS_OF_LINEAGE
+            metadata.update(
+                _attributes_metadata(
+                    step, "the day's last order", gold.RESTAURANT_DAILY_SALES_AS_OF_LINEAGE
                 )
+            )
         return Audited(result, [check], metadata)
 
     spec = DerivedTable(
@@ -102,6 +97,20 @@ def _orders_gold_asset(
 
 def _by_day(df: DataFrame) -> dict:
     return {r["partition_date"]: r["revenue"] for r in df.collect()}
+
+
+def _attributes_metadata(step: Step, when: str, as_of_lineage: dict) -> dict:
+    """Where the restaurant attributes came from (and their lineage when from the history)."""
+    if step.lakehouse.store.exists(RESTAURANTS_HISTORY):
+        return {
+            "restaurant_attributes_from": f"{RESTAURANTS_HISTORY.name} (the version valid at {when})",
+            "dagster/column_lineage": column_lineage(as_of_lineage),
+        }
+    return {
+        "restaurant_attributes_from": (
+            f"{RESTAURANTS.name} (newest snapshot: {RESTAURANTS_HISTORY.name} not built)"
+        )
+    }
 
 
 def restaurant_attributes(step: Step) -> DataFrame:
@@ -179,8 +188,8 @@ DELIVERY_PERFORMANCE_DAILY_DESCRIPTIONS = {
 RESTAURANT_RATINGS_DAILY_DESCRIPTIONS = {
     "partition_date": "Day of the reviews (partition key).",
     "restaurant_id": "Restaurant rated.",
-    "restaurant_name": "Restaurant name from the newest snapshot (null if unknown).",
-    "city": "Restaurant's city.",
+    "restaurant_name": "Restaurant name valid at the end of the day (restaurants_history; null if unknown then).",
+    "city": "Restaurant's city valid at the end of the day.",
     "reviews": "Reviews written that day (0 when only the rolling window has some).",
     "avg_rating": "Mean rating of the day's reviews (null without reviews that day).",
     "rolling_30d_reviews": "Reviews in the 30 partitions ending with this one.",
@@ -324,14 +333,10 @@ def restaurant_ratings_daily_asset(
     def compute(step: Step) -> Audited:
         days = step.days
         read_days = step.input_days(REVIEWS_VALID)
-        restaurants = step.read(RESTAURANTS)
+        restaurants = restaurant_attributes(step)
         # silver is not cached (each pass reads the few Parquet columns it needs)
         reviews = step.read(REVIEWS_VALID, read_days)
-        result = step.cache(
-            gold.restaurant_ratings_daily(
-                reviews, days, restaurants.where(F.col("restaurant_id").isNotNull()), window
-            )
-        )
+        result = step.cache(gold.restaurant_ratings_daily(reviews, days, restaurants, window))
         per_day = {
             r["partition_date"]: r["n"]
             for r in reviews.groupBy("partition_date").agg(F.count(F.lit(1)).alias("n")).collect()
@@ -389,6 +394,9 @@ def restaurant_ratings_daily_asset(
                 "rolling_window_partitions_read": partition_label(read_days),
                 "rolling_window_partitions_without_reviews": len(without),
                 "reviews_read": int(sum(per_day.values())),
+                **_attributes_metadata(
+                    step, "the end of the day", gold.RESTAURANT_RATINGS_DAILY_AS_OF_LINEAGE
+                ),
             },
         )
 
@@ -409,6 +417,7 @@ def restaurant_ratings_daily_asset(
             # decides what a run reads (and what Dagster marks stale after late data)
             dg.AssetDep(REVIEWS_VALID.name, partition_mapping=trailing_days(window)),
             RESTAURANTS.name,
+            RESTAURANTS_HISTORY.name,
         ],
         checks={
             names.REVIEWS_RECONCILE: (

@@ -319,6 +319,13 @@ RESTAURANT_RATINGS_DAILY_LINEAGE: dict[str, dict[str, list[str]]] = {
 }
 
 
+RESTAURANT_RATINGS_DAILY_AS_OF_LINEAGE: dict[str, dict[str, list[str]]] = {
+    **RESTAURANT_RATINGS_DAILY_LINEAGE,
+    "restaurant_name": {"restaurants_history": ["name", "valid_from", "valid_to"]},
+    "city": {"restaurants_history": ["city", "valid_from", "valid_to"]},
+}
+
+
 def restaurant_ratings_daily(
     reviews: DataFrame,
     days: list,
@@ -327,6 +334,10 @@ def restaurant_ratings_daily(
 ) -> DataFrame:
     """Per restaurant and day D in ``days``: the day's reviews and average rating,
     and the rolling average over partitions D-(window_days-1)..D.
+
+    ``restaurants`` is one snapshot or the history (``restaurants_history``): then the
+    name and city are those of the version valid at the end of D, so re-materialising an
+    old day reproduces what was true then.
 
     ``reviews`` must hold (at least) those partitions. The rolling average
     weighs every review once (sum of ratings / number of reviews in the window,
@@ -355,10 +366,18 @@ def restaurant_ratings_daily(
             F.sum("rating_sum").alias("window_sum"),
         )
     )
-    names = restaurants.select(
-        "restaurant_id", F.col("name").alias("restaurant_name"), "city"
-    ).dropDuplicates(["restaurant_id"])
-    return rolling.join(F.broadcast(names), "restaurant_id", "left").select(
+    attributes = [F.col("name").alias("restaurant_name"), "city"]
+    if is_history(restaurants):
+        # the version valid at the end of day D: a rename later does not rewrite D
+        versions = restaurants.select("restaurant_id", "valid_from", "valid_to", *attributes)
+        end_of_day = F.col("partition_date").cast("timestamp") + F.expr(
+            "INTERVAL '23:59:59.999999' HOUR TO SECOND"
+        )
+        named = as_of(rolling.withColumn("_as_of", end_of_day), versions, "restaurant_id", "_as_of")
+    else:
+        names = restaurants.select("restaurant_id", *attributes).dropDuplicates(["restaurant_id"])
+        named = rolling.join(F.broadcast(names), "restaurant_id", "left")
+    return named.select(
         "partition_date",
         "restaurant_id",
         "restaurant_name",

@@ -272,3 +272,33 @@ def test_restaurant_ratings_daily_by_hand_with_days_missing_inside_the_window(sp
     assert sorted(out) == sorted(
         [(D1, "r-1"), (D1, "r-2"), (D1, "r-3"), (D2, "r-1"), (D2, "r-2"), (D2, "r-9")]
     )
+
+
+def test_restaurant_ratings_daily_names_each_day_as_it_was_then_from_the_history(spark):
+    """A rename that took effect during D2 (a snapshot at noon): D1's ratings keep the old
+    name and city, D2's carry the new ones (the version valid at the end of the day), and a
+    restaurant whose only version closed before D1 is unnamed on D1."""
+    noon = dt.datetime(2026, 11, 20, 12, 0)
+    history = spark.createDataFrame(
+        [
+            ("r-1", "Spice Kitchen", "Pune", dt.datetime(2026, 10, 1), noon),
+            ("r-1", "Spice Hub", "Mumbai", noon, None),
+            ("r-2", "Dosa Corner", "Mumbai", dt.datetime(2026, 10, 1), dt.datetime(2026, 11, 1)),
+        ],
+        "restaurant_id string, name string, city string, valid_from timestamp, valid_to timestamp",
+    )
+    out = {
+        (r.partition_date, r.restaurant_id): r
+        for r in restaurant_ratings_daily(_reviews(spark), [D1, D2], history, 30).collect()
+    }
+    assert (out[(D1, "r-1")].restaurant_name, out[(D1, "r-1")].city) == ("Spice Kitchen", "Pune")
+    assert (out[(D2, "r-1")].restaurant_name, out[(D2, "r-1")].city) == ("Spice Hub", "Mumbai")
+    assert out[(D1, "r-2")].restaurant_name is None
+    # the figures do not depend on where the names came from
+    by_snapshot = {
+        (r.partition_date, r.restaurant_id): (r.reviews, r.rolling_30d_reviews)
+        for r in restaurant_ratings_daily(
+            _reviews(spark), [D1, D2], _restaurants(spark), 30
+        ).collect()
+    }
+    assert {k: (r.reviews, r.rolling_30d_reviews) for k, r in out.items()} == by_snapshot
