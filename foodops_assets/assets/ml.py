@@ -160,7 +160,7 @@ def user_features_asset(
             USER_FEATURES_DESCRIPTIONS,
             features.USER_FEATURES_LINEAGE,
         ),
-        [*_windows_of(ORDERS_VALID, REVIEWS_VALID), DISHES.name],
+        [*_windows_of(ORDERS_VALID, REVIEWS_VALID), DISHES.name, DISHES_HISTORY.name],
         _RowsSane(
             names.USER_FEATURES_SANE,
             "No order after the as-of date, recency non-negative, shares within 0..1, "
@@ -177,7 +177,7 @@ def user_features_asset(
             ["partition_date", "user_id"],
         ),
         lambda step, orders, reviews: features.user_features(
-            orders, reviews, step.read(DISHES), step.days, w
+            orders, reviews, _dishes_as_ordered(step), step.days, w
         ),
         partitions_def,
         retries,
@@ -339,6 +339,15 @@ def dish_recommendations_asset(
         kinds=frozenset({*KINDS, "mllib"}),
     )
     return derived_asset(spec, partitions_def, compute, DishRecommendationsConfig, retries)
+
+
+def _dishes_as_ordered(step: Step) -> DataFrame:
+    """Dishes as the user features join them: the history (each order counts for the
+    cuisine its dish had when it was ordered) once it has been built, else the newest
+    snapshot."""
+    if step.lakehouse.store.exists(DISHES_HISTORY):
+        return step.read(DISHES_HISTORY)
+    return step.read(DISHES)
 
 
 def _catalogues(step: Step, days: list[dt.date]) -> tuple[dict[dt.date, DataFrame], str]:

@@ -19,6 +19,8 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from . import versions
+
 MONEY = "decimal(18,2)"
 _MONEY_T = T.DecimalType(18, 2)
 
@@ -141,10 +143,12 @@ def user_features(
     days: Sequence[dt.date],
     window_days: int,
 ) -> DataFrame:
-    """Per as-of date and user with an order (placed or cancelled) in the window."""
+    """Per as-of date and user with an order (placed or cancelled) in the window.
+
+    ``dishes`` is one snapshot or the history (``dishes_history``): then an order counts
+    for the cuisine its dish had when it was ordered (``order_time``)."""
     as_of = as_of_frame(orders, days, window_days)
     o = in_window(orders, as_of, "order_time")
-    cuisine = dishes.select("dish_id", "cuisine").dropDuplicates(["dish_id"])
 
     base = o.groupBy("as_of", "user_id").agg(
         F.count(F.when(_placed(), F.col("order_id"))).cast("long").alias("orders"),
@@ -160,11 +164,17 @@ def user_features(
         F.max_by("city", F.struct("order_time", "order_id")).alias("home_city"),
     )
 
-    by_cuisine = (
-        o.where(_placed())
-        .join(F.broadcast(cuisine), "dish_id", "inner")
-        .groupBy("as_of", "user_id", "cuisine")
-        .agg(F.count(F.lit(1)).alias("n"))
+    placed = o.where(_placed())
+    if versions.is_history(dishes):
+        dish_versions = dishes.select("dish_id", "valid_from", "valid_to", "cuisine")
+        with_cuisine = versions.as_of(placed, dish_versions, "dish_id", "order_time").where(
+            F.col("cuisine").isNotNull()
+        )
+    else:
+        cuisine = dishes.select("dish_id", "cuisine").dropDuplicates(["dish_id"])
+        with_cuisine = placed.join(F.broadcast(cuisine), "dish_id", "inner")
+    by_cuisine = with_cuisine.groupBy("as_of", "user_id", "cuisine").agg(
+        F.count(F.lit(1)).alias("n")
     )
     rank = Window.partitionBy("as_of", "user_id").orderBy(F.desc("n"), F.asc("cuisine"))
     favourite = (

@@ -10,6 +10,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from .versions import as_of, is_history
+
 MONEY = "decimal(18,2)"
 _MONEY_T = T.DecimalType(18, 2)
 
@@ -92,25 +94,6 @@ def order_revenue() -> Column:
 
 def _placed() -> Column:
     return F.col("status") == "placed"
-
-
-def is_history(restaurants: DataFrame) -> bool:
-    """Whether ``restaurants`` is an SCD type 2 history (versions with validity) rather
-    than one snapshot."""
-    return {"valid_from", "valid_to"} <= set(restaurants.columns)
-
-
-def as_of(rows: DataFrame, versions: DataFrame, key: str, at: str) -> DataFrame:
-    """``rows`` left-joined to the version of ``key`` valid at the time ``rows[at]``
-    (``valid_from <= at < valid_to``, an open ``valid_to`` = current): what was true then.
-    ``versions`` holds ``key``, ``valid_from``, ``valid_to`` and the attributes wanted."""
-    v = versions.withColumnRenamed(key, "_v_key")
-    valid = (
-        (F.col(key) == F.col("_v_key"))
-        & (F.col("valid_from") <= F.col(at))
-        & (F.col("valid_to").isNull() | (F.col(at) < F.col("valid_to")))
-    )
-    return rows.join(F.broadcast(v), valid, "left").drop("_v_key", "valid_from", "valid_to")
 
 
 def restaurant_daily_sales(orders: DataFrame, restaurants: DataFrame) -> DataFrame:

@@ -219,3 +219,26 @@ def test_records_dated_after_the_as_of_date_change_nothing(frames):
     later = D + dt.timedelta(days=1)
     u2 = features.user_features(*after, dishes, [later], W).where("user_id = 'u2'").first()
     assert (u2["orders"], u2["reviews_given"]) == (2, 2)
+
+
+def test_an_order_counts_for_the_cuisine_its_dish_had_when_it_was_ordered(frames, spark):
+    """With dishes_history, u1's order o2 of d3 (the 20th, 09:00) counts for North Indian:
+    d3 became South Indian only at noon that day. From the newest snapshot it counted for
+    South Indian (the by-hand test above: North Indian 2)."""
+    make, _ = frames
+    history = spark.createDataFrame(
+        [
+            ("d1", "North Indian", dt.datetime(2026, 11, 1), None),
+            ("d2", "North Indian", dt.datetime(2026, 11, 1), None),
+            ("d3", "North Indian", dt.datetime(2026, 11, 1), dt.datetime(2026, 11, 20, 12)),
+            ("d3", "South Indian", dt.datetime(2026, 11, 20, 12), None),
+        ],
+        "dish_id string, cuisine string, valid_from timestamp, valid_to timestamp",
+    )
+    orders, reviews = make(ORDERS, REVIEWS)
+    u1 = features.user_features(orders, reviews, history, [D], W).where("user_id = 'u1'").first()
+    assert (u1["favourite_cuisine"], u1["favourite_cuisine_orders"]) == ("North Indian", 3)
+    # the other features do not depend on where the cuisine came from
+    _, snapshot = frames
+    same = features.user_features(orders, reviews, snapshot, [D], W).where("user_id = 'u1'")
+    assert same.first()["orders"] == u1["orders"] == 3
