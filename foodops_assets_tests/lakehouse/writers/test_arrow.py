@@ -92,3 +92,47 @@ def test_dlq_rewrite_replaces_only_that_sources_rows_of_that_partition(spark, la
         (r.source, r.raw, r.partition_date) for r in lake.read(spark, DEAD_LETTER_QUEUE).collect()
     )
     assert rows == [("orders", "o1-new", D1), ("orders", "o2", D2), ("reviews", "r1", D1)]
+
+
+def test_two_writers_creating_a_table_leave_one_writers_partition_whole(tmp_path):
+    """The first write ever of a table, twice at once: a writer held in the middle of its
+    write (it read no table) while another creates the table with the same partition.
+    Released, the held writer's commit must not land beside the other's rows (delta-rs'
+    retry would append them): it fails, says to re-run, and the partition is the other's."""
+    import multiprocessing as mp
+    import time
+
+    from foodops_assets.lakehouse.delta import DeltaStore
+    from foodops_assets.lakehouse.writers import arrow
+    from foodops_assets_tests.resilience.writers import RACE, ROWS, rows, write_held
+
+    root = str(tmp_path / "lake")
+    store = DeltaStore(root)
+    marker, release = tmp_path / "held", tmp_path / "release"
+    env = {
+        "FOODOPS_FAULTS": f"hang_write:{RACE.name}",
+        "FOODOPS_FAULT_MARKER": str(marker),
+        "FOODOPS_FAULT_RELEASE": str(release),
+    }
+    where = {"partition_date": [D1]}
+    ctx = mp.get_context("spawn")  # no fork of a process that may hold a JVM
+    results = ctx.Queue()
+    proc = ctx.Process(target=write_held, args=(root, RACE, "held", where, env, results))
+    proc.start()
+    try:
+        deadline = time.time() + 120
+        while not marker.exists():
+            assert proc.is_alive() and time.time() < deadline, "the held writer never got going"
+            time.sleep(0.1)
+        assert store.open_if_exists(RACE) is None  # it read no table
+        arrow.Writer(store).write_partitions(rows("other", D1), RACE, where)
+    finally:
+        release.touch()
+    writer, status, message = results.get(timeout=120)
+    proc.join(timeout=60)
+
+    assert (writer, status) == ("held", "ConcurrentWriteError")
+    assert "another writer created race" in message and "Re-run this partition" in message
+    data = store.to_arrow(RACE)
+    assert data.column("writer").unique().to_pylist() == ["other"]
+    assert data.num_rows == ROWS and store.version(RACE) == 0
