@@ -331,11 +331,11 @@ class DeltaStore:
         of it, with no retry inside delta-rs, and a lost commit raises delta-rs'
         ``CommitFailedError`` for the writer to decide (``writers/base.py``).
 
-        ``create``: the writer read no table, so this commit creates it. It must be the
-        table's first commit: when another writer created the table meanwhile, delta-rs'
-        retry would add these rows beside the other writer's in the same partition (a
-        partition neither of them wrote whole), so the write fails instead
-        (:class:`ConcurrentWriteError`)."""
+        ``create``: the writer read no table, so this commit creates it, with no retry
+        inside delta-rs either: when another writer created the table meanwhile, delta-rs'
+        retry would add these rows beside the other writer's even in the same partition (a
+        partition neither wrote whole). The lost commit raises ``CommitFailedError`` for the
+        writer to decide, as with ``on``."""
         if on is not None:
             properties = _commit_properties(commit_metadata) or CommitProperties()
             properties.max_commit_retries = 0
@@ -371,12 +371,7 @@ class DeltaStore:
             )
         except CommitFailedError as exc:
             if create:
-                raise ConcurrentWriteError(
-                    f"another writer created {table.name} while this write was creating it "
-                    f"({predicate or 'whole table'}), so this write was not committed and "
-                    "readers see the other writer's rows whole. Re-run this partition once the "
-                    f"other run has finished (Delta said: {exc})"
-                ) from None
+                raise
             raise ConcurrentWriteError(
                 f"another writer committed to {table.name} ({predicate}) while this write was "
                 f"running, so this write was not committed and readers see the other "
