@@ -58,10 +58,13 @@ def postgres():
     when the server binaries are missing."""
     from foodops_assets_tests.postgres import PostgresMissing, bindir, postgres_server
 
+    missing = None
     try:
         bindir()
     except PostgresMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
+        missing = str(exc)
+    if missing:
+        pytest.fail(missing, pytrace=False)
     with postgres_server() as server:
         yield server
 

@@ -74,13 +74,17 @@ class PostgresServer:
 def bindir() -> Path:
     """The directory of ``initdb`` and ``pg_ctl`` (the newest Debian version)."""
     configured = os.environ.get("FOODOPS_TEST_PG_BINDIR")
-    candidates = [configured] if configured else []
-    candidates += sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]), reverse=True
-    )
-    on_path = shutil.which("initdb")
-    if on_path:
-        candidates.append(str(Path(on_path).parent))
+    if configured:
+        candidates = [configured]
+    else:
+        candidates = sorted(
+            glob.glob("/usr/lib/postgresql/*/bin"),
+            key=lambda p: int(p.split("/")[-2]),
+            reverse=True,
+        )
+        on_path = shutil.which("initdb")
+        if on_path:
+            candidates.append(str(Path(on_path).parent))
     for candidate in candidates:
         if (Path(candidate) / "initdb").exists() and (Path(candidate) / "pg_ctl").exists():
             return Path(candidate)

@@ -94,7 +94,6 @@ def test_dlq_rewrite_replaces_only_that_sources_rows_of_that_partition(spark, la
     assert rows == [("orders", "o1-new", D1), ("orders", "o2", D2), ("reviews", "r1", D1)]
 
 
-
 def _create_beside_a_held_writer(tmp_path, held_day, other_day):
     """The first write ever of a table, twice at once: a writer held in the middle of its
     write of ``held_day`` (it read no table) while this process creates the table with
