@@ -285,17 +285,17 @@ def platform(postgres, tmp_path_factory):
 
 
 def _stop_group(proc: subprocess.Popen) -> None:
-    """The process group the daemon (or a shell command) started: it and its run workers,
-    including the workers of a daemon that was killed alone."""
+    """The process group the daemon (or a shell command) started: it and its run workers and
+    code server, including those of a daemon that was killed alone (a code server may
+    outlive its daemon's SIGTERM while it waits for a run)."""
     if proc.poll() is None:
         stop_process_group(proc)
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
         time.sleep(2)
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _without_faults(env: dict[str, str]) -> dict[str, str]:
