@@ -33,11 +33,14 @@ ML_ASSETS := user_features,dish_features,dish_recommendations
 install: $(STAMP)
 
 # Debian packages the end-to-end tests drive: headless Chromium + its driver (the browser
-# test of the UI) and the Prometheus Pushgateway (the metrics round trip). Skipped when present.
-SYSTEM_DEPS := chromium chromium-driver prometheus-pushgateway
+# test of the UI), the Prometheus Pushgateway (the metrics round trip) and the PostgreSQL
+# server (the production instance's storage; its binaries live in /usr/lib/postgresql/*/bin,
+# not on PATH). Skipped when present.
+SYSTEM_DEPS := chromium chromium-driver prometheus-pushgateway postgresql
 system-deps:
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null \
-		&& command -v prometheus-pushgateway >/dev/null; then \
+		&& command -v prometheus-pushgateway >/dev/null \
+		&& ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		echo "system packages present: $(SYSTEM_DEPS)"; \
 	else \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \

@@ -51,6 +51,24 @@ def connect_cluster(tmp_path_factory):
         yield cluster
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL server for the whole test session (per xdist worker: the tests
+    that use it live in one module), stopped and deleted at the end. Fails, never skips,
+    when the server binaries are missing."""
+    from foodops_assets_tests.postgres import PostgresMissing, bindir, postgres_server
+
+    missing = None
+    try:
+        bindir()
+    except PostgresMissing as exc:
+        missing = str(exc)
+    if missing:
+        pytest.fail(missing, pytrace=False)
+    with postgres_server() as server:
+        yield server
+
+
 @dataclass
 class Lake:
     """A landing zone and the Delta tables under one temporary root, with its resources."""

@@ -1,10 +1,10 @@
 """resources/dagster-prod.yaml: a production instance Dagster accepts.
 
-No Postgres server runs in the test suite; the file is validated the way
-Dagster loads it (the instance schema), and each configured class (the
-Postgres storage, the queued run coordinator, the compute log manager, the
-run launcher) validates and resolves its own config, environment variables
-included.
+Here the file is validated the way Dagster loads it (the instance schema), and
+each configured class (the Postgres storage, the queued run coordinator, the
+compute log manager, the run launcher) validates and resolves its own config,
+environment variables included; test_production_instance_e2e.py runs the
+platform on it against a real PostgreSQL server.
 """
 
 import shutil

@@ -9,6 +9,7 @@ write leaves readers on the last good version.
 |---|---|
 | ``fail_write:<table>`` | the write of ``<table>`` raises before anything is written |
 | ``hang_write:<table>`` | the write streams its first batch of Parquet data (``spark_files``: writes and moves all its files; ``delta_spark``: nothing yet), then blocks before its commit (a SIGKILL target); touches ``FOODOPS_FAULT_MARKER`` when it blocks, and goes on writing once the file ``FOODOPS_FAULT_RELEASE`` exists (a writer held mid-write) |
+| ``hang_write:<table>@<YYYY-MM-DD>`` | the same, only for a write that includes that partition (the other partitions' writes go through: one run held while others run) |
 | ``duplicate_write:<table>`` | the write commits every row twice (a buggy writer the published checks must catch) |
 """
 

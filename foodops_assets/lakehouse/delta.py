@@ -321,6 +321,7 @@ class DeltaStore:
         description: str | None = None,
         commit_metadata: Mapping[str, Any] | None = None,
         on: DeltaTable | None = None,
+        create: bool = False,
     ) -> int:
         """Replace the rows ``predicate`` selects (the whole table when None) with ``data``
         in one delta-rs commit; the new version. Callers guard the predicate
@@ -328,7 +329,13 @@ class DeltaStore:
 
         ``on``: the snapshot the write read (a writer's). The commit then goes right on top
         of it, with no retry inside delta-rs, and a lost commit raises delta-rs'
-        ``CommitFailedError`` for the writer to decide (``writers/base.py``)."""
+        ``CommitFailedError`` for the writer to decide (``writers/base.py``).
+
+        ``create``: the writer read no table, so this commit creates it, with no retry
+        inside delta-rs either: when another writer created the table meanwhile, delta-rs'
+        retry would add these rows beside the other writer's even in the same partition (a
+        partition neither wrote whole). The lost commit raises ``CommitFailedError`` for the
+        writer to decide, as with ``on``."""
         if on is not None:
             properties = _commit_properties(commit_metadata) or CommitProperties()
             properties.max_commit_retries = 0
@@ -345,6 +352,10 @@ class DeltaStore:
                 commit_properties=properties,
             )
             return read + 1  # no retry: right on top of the snapshot
+        properties = _commit_properties(commit_metadata)
+        if create:
+            properties = properties or CommitProperties()
+            properties.max_commit_retries = 0
         try:
             write_deltalake(
                 self.uri(table),
@@ -356,9 +367,11 @@ class DeltaStore:
                 name=table.name,
                 description=description,
                 storage_options=self.storage_options,
-                commit_properties=_commit_properties(commit_metadata),
+                commit_properties=properties,
             )
         except CommitFailedError as exc:
+            if create:
+                raise
             raise ConcurrentWriteError(
                 f"another writer committed to {table.name} ({predicate}) while this write was "
                 f"running, so this write was not committed and readers see the other "

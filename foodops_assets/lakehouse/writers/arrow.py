@@ -31,6 +31,7 @@ class Writer(DeltaWriter):
                 description=plan.description,
                 commit_metadata=plan.metadata,
                 on=plan.before.snapshot if plan.before else None,
+                create=plan.before is None,
             )
 
         return self.commit_over_races(plan, once), rows.num_rows

@@ -160,7 +160,7 @@ class DeltaWriter(ABC):
                 before = self.table_state(table)
             rows = cast_up_to(rows, before.schema)
         schema = merged_schema(before.schema if before else None, arrow_schema_of(rows), table)
-        rows, hang = _drill(rows, table)
+        rows, hang = _drill(rows, table, where)
         metadata = {k: str(v) for k, v in (commit_metadata or {}).items() if v is not None}
         metadata["foodops_writer"] = self.name
         if predicate:
@@ -187,7 +187,8 @@ class DeltaWriter(ABC):
 
     def commit_over_races(self, plan: Commit, commit_once: Callable[[Commit], int]) -> int:
         """``commit_once(plan)``: the backend's delta-rs commit on ``plan.before`` (no retry
-        inside delta-rs), returning the version committed. When it loses its commit
+        inside delta-rs; a table it creates when ``plan.before`` is None), returning the
+        version committed. When it loses its commit
         (``CommitFailedError``) only to commits that let it (:meth:`..delta.LogCommit.
         lets_write`), it runs again on the table as it is now, without the drill's hang;
         otherwise, or after ``WRITE_ATTEMPTS`` attempts, :class:`..delta.ConcurrentWriteError`."""
@@ -195,8 +196,6 @@ class DeltaWriter(ABC):
             try:
                 return commit_once(plan)
             except CommitFailedError as exc:
-                if plan.before is None:  # two writers creating the table: delta-rs' error
-                    raise
                 self._check_lost_commit(plan, exc, attempt)
                 before = self.table_state(plan.table)
                 plan = replace(plan, before=before, hang=None)
@@ -208,9 +207,14 @@ class DeltaWriter(ABC):
         ``error`` itself when nobody committed."""
         table = plan.table
         what = plan.predicate or "whole table"
-        commits = self.store.commits_since(table, plan.before.version)
+        # a write that read no table raced the writer that created it: the creation (the
+        # table's metadata) lets it, the rows it committed decide like any other commit's
+        read = plan.before.version if plan.before else -1
+        commits = self.store.commits_since(table, read)
         if not commits:  # nobody committed: not a race, delta-rs' own error
             raise error
+        if plan.before is None:
+            commits[0] = replace(commits[0], metadata=False)
         blocking = [c for c in commits if not c.lets_write(table, plan.where)]
         if not blocking and attempt < WRITE_ATTEMPTS:
             return
@@ -349,13 +353,20 @@ def _same_type(table_type: pa.DataType, rows_type: pa.DataType) -> bool:
 # -- the drills' one hook ----------------------------------------------------------------------
 
 
-def _drill(rows: Rows, table: TableRef) -> tuple[Rows, Callable[[], None] | None]:
+def _drill(
+    rows: Rows, table: TableRef, where: PartitionValues | None = None
+) -> tuple[Rows, Callable[[], None] | None]:
     """``FOODOPS_FAULTS`` at the write of ``table`` (unset in production: nothing happens):
     fail before anything is written, commit every row twice, or block part-way (the
-    backend's commit blocks where it would be killed: mid-stream, or before its commit)."""
+    backend's commit blocks where it would be killed: mid-stream, or before its commit).
+    ``hang_write`` may name one partition (``hang_write:<table>@<YYYY-MM-DD>``): only a
+    write that includes it blocks."""
     faults.fail_if_injected(table.name)
     if faults.active(f"duplicate_write:{table.name}"):
         rows = pa.concat_tables([rows, rows]) if isinstance(rows, pa.Table) else rows.union(rows)
     if faults.active(f"hang_write:{table.name}"):
         return rows, partial(faults.hang, table.name)
+    for day in (where or {}).get(table.partition_by[0] if table.partition_by else "", []):
+        if faults.active(f"hang_write:{table.name}@{day}"):
+            return rows, partial(faults.hang, f"{table.name}@{day}")
     return rows, None

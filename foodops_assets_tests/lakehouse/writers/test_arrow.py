@@ -5,7 +5,7 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
-from foodops_assets.lakehouse.delta import PredicateError
+from foodops_assets.lakehouse.delta import DeltaStore, PredicateError
 from foodops_assets.lakehouse.tables import DEAD_LETTER_QUEUE
 from foodops_assets_tests.lakehouse.things import D1, D2, D3, T, content, things
 
@@ -92,3 +92,67 @@ def test_dlq_rewrite_replaces_only_that_sources_rows_of_that_partition(spark, la
         (r.source, r.raw, r.partition_date) for r in lake.read(spark, DEAD_LETTER_QUEUE).collect()
     )
     assert rows == [("orders", "o1-new", D1), ("orders", "o2", D2), ("reviews", "r1", D1)]
+
+
+def _create_beside_a_held_writer(tmp_path, held_day, other_day):
+    """The first write ever of a table, twice at once: a writer held in the middle of its
+    write of ``held_day`` (it read no table) while this process creates the table with
+    ``other_day``; then the held writer goes on. (status, message) of the held writer."""
+    import multiprocessing as mp
+    import time
+
+    from foodops_assets.lakehouse.writers import arrow
+    from foodops_assets_tests.resilience.writers import RACE, rows, write_held
+
+    store = DeltaStore(str(tmp_path / "lake"))
+    marker, release = tmp_path / "held", tmp_path / "release"
+    env = {
+        "FOODOPS_FAULTS": f"hang_write:{RACE.name}",
+        "FOODOPS_FAULT_MARKER": str(marker),
+        "FOODOPS_FAULT_RELEASE": str(release),
+    }
+    ctx = mp.get_context("spawn")  # no fork of a process that may hold a JVM
+    results = ctx.Queue()
+    where = {"partition_date": [held_day]}
+    proc = ctx.Process(target=write_held, args=(store.lake_root, RACE, "held", where, env, results))
+    proc.start()
+    try:
+        deadline = time.time() + 120
+        while not marker.exists():
+            assert proc.is_alive() and time.time() < deadline, "the held writer never got going"
+            time.sleep(0.1)
+        assert store.open_if_exists(RACE) is None  # it read no table
+        arrow.Writer(store).write_partitions(
+            rows("other", other_day), RACE, {"partition_date": [other_day]}
+        )
+    finally:
+        release.touch()
+    _, status, message = results.get(timeout=120)
+    proc.join(timeout=60)
+    return store, status, message
+
+
+def test_two_writers_creating_a_table_with_one_partition_leave_it_whole(tmp_path):
+    """delta-rs' own retry would commit the held writer's rows beside the other's: the
+    partition would hold both writers' rows. It fails instead, and says what to do."""
+    from foodops_assets_tests.resilience.writers import RACE, ROWS
+
+    store, status, message = _create_beside_a_held_writer(tmp_path, D1, D1)
+    assert status == "ConcurrentWriteError"
+    assert "another writer committed to race" in message and "Re-run this partition" in message
+    data = store.to_arrow(RACE)
+    assert data.column("writer").unique().to_pylist() == ["other"]
+    assert data.num_rows == ROWS and store.version(RACE) == 0
+
+
+def test_two_writers_creating_a_table_with_other_partitions_both_commit(tmp_path):
+    from foodops_assets_tests.resilience.writers import RACE, ROWS
+
+    store, status, message = _create_beside_a_held_writer(tmp_path, D1, D2)
+    assert (status, message) == ("ok", "")
+    data = store.to_arrow(RACE)
+    by_day = data.group_by(["partition_date", "writer"]).aggregate([([], "count_all")])
+    assert sorted(by_day.to_pylist(), key=lambda r: r["partition_date"]) == [
+        {"partition_date": D1, "writer": "held", "count_all": ROWS},
+        {"partition_date": D2, "writer": "other", "count_all": ROWS},
+    ]
