@@ -247,6 +247,8 @@ def run_foodops(args, work: Path, source: Path, day: dt.date, files, log: Path):
         latencies = measure_files(
             "foodops", landing, root / "lake", day, files, staging, args.timeout, args.poll
         )
+        # the last run is still reporting after its gold landed: let it end before the stop
+        wait_idle(Path(env["DAGSTER_HOME"]), quiet=5, timeout=600)
     finally:
         stop(ui)
     return latencies, cpu, rss
