@@ -56,8 +56,17 @@ def test_generate_materialize_and_summarise_through_the_cli(lake):
         ],
         env,
     )
+    # the reference job of make run: the newest snapshots and their histories
     _run(
-        [DAGSTER, "asset", "materialize", "-m", "foodops_assets", "--select", "restaurants,dishes"],
+        [
+            DAGSTER,
+            "asset",
+            "materialize",
+            "-m",
+            "foodops_assets",
+            "--select",
+            "restaurants,dishes,restaurants_history,dishes_history",
+        ],
         env,
     )
     # the main job: a 3-day range in a single run

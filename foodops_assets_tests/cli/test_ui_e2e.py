@@ -12,6 +12,7 @@ QUERY = """
   assetNodes {
     assetKey { path }
     groupName
+    dependencyKeys { path }
     isPartitioned
     owners { ... on TeamAssetOwner { team } ... on UserAssetOwner { email } }
     assetChecksOrError { ... on AssetChecks { checks { name blocking } } }
@@ -27,6 +28,8 @@ def test_dagster_dev_shows_the_graph_partitions_and_checks(lake):
     assert {k: n["groupName"] for k, n in nodes.items()} == {
         "restaurants": "bronze",
         "dishes": "bronze",
+        "restaurants_history": "dimensions",
+        "dishes_history": "dimensions",
         "orders_raw": "bronze",
         "deliveries_raw": "bronze",
         "reviews_raw": "bronze",
@@ -43,6 +46,15 @@ def test_dagster_dev_shows_the_graph_partitions_and_checks(lake):
         "dish_recommendations": "ml_features",
     }
     assert nodes["orders_valid"]["isPartitioned"] and not nodes["restaurants"]["isPartitioned"]
+
+    # the graph shows the history dimensions feeding the tables that name restaurants and dishes
+    def upstream(asset: str) -> set[str]:
+        return {"/".join(d["path"]) for d in nodes[asset]["dependencyKeys"]}
+
+    for asset in ("restaurant_daily_sales", "restaurant_ratings_daily"):
+        assert "restaurants_history" in upstream(asset), asset
+    assert "dishes_history" in upstream("user_features")
+    assert {"dishes_history", "restaurants_history"} <= upstream("dish_recommendations")
     assert nodes["orders_valid"]["owners"] == [{"team": "ordering"}]
     checks = {
         c["name"]: c["blocking"] for c in nodes["orders_valid"]["assetChecksOrError"]["checks"]
