@@ -27,6 +27,8 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from . import versions
+
 K = 10
 
 RECOMMENDATIONS_SCHEMA = T.StructType(
@@ -107,15 +109,6 @@ def user_cities(orders: DataFrame) -> DataFrame:
     )
 
 
-def valid_at(versions: DataFrame, at: dt.datetime) -> DataFrame:
-    """The versions of an SCD type 2 history valid at ``at`` (``valid_from <= at <
-    valid_to``, an open ``valid_to`` = current): the reference data as it was then."""
-    return versions.where(
-        (F.col("valid_from") <= F.lit(at))
-        & (F.col("valid_to").isNull() | (F.lit(at) < F.col("valid_to")))
-    )
-
-
 def catalogue(
     dishes: DataFrame, restaurants: DataFrame, as_of: dt.datetime | None = None
 ) -> DataFrame:
@@ -127,7 +120,8 @@ def catalogue(
     restaurant not on the marketplace then is no candidate, and a restaurant that moved
     since is in the city it was in then."""
     if as_of is not None:
-        dishes, restaurants = valid_at(dishes, as_of), valid_at(restaurants, as_of)
+        then = versions.valid_at(F.lit(as_of))
+        dishes, restaurants = dishes.where(then), restaurants.where(then)
     cities = restaurants.select("restaurant_id", "city").dropDuplicates(["restaurant_id"])
     return (
         dishes.where(F.col("dish_id").isNotNull())

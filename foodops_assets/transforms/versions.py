@@ -8,7 +8,7 @@ snapshot instead (a lake whose history was never built), they join its one row p
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 
@@ -18,14 +18,16 @@ def is_history(table: DataFrame) -> bool:
     return {"valid_from", "valid_to"} <= set(table.columns)
 
 
+def valid_at(at: Column) -> Column:
+    """A version is valid at ``at``: ``valid_from <= at < valid_to``, an open ``valid_to``
+    being the current version."""
+    return (F.col("valid_from") <= at) & (F.col("valid_to").isNull() | (at < F.col("valid_to")))
+
+
 def as_of(rows: DataFrame, versions: DataFrame, key: str, at: str) -> DataFrame:
     """``rows`` left-joined to the version of ``key`` valid at the time ``rows[at]``
     (``valid_from <= at < valid_to``, an open ``valid_to`` = current): what was true then.
     ``versions`` holds ``key``, ``valid_from``, ``valid_to`` and the attributes wanted."""
     v = versions.withColumnRenamed(key, "_v_key")
-    valid = (
-        (F.col(key) == F.col("_v_key"))
-        & (F.col("valid_from") <= F.col(at))
-        & (F.col("valid_to").isNull() | (F.col(at) < F.col("valid_to")))
-    )
+    valid = (F.col(key) == F.col("_v_key")) & valid_at(F.col(at))
     return rows.join(F.broadcast(v), valid, "left").drop("_v_key", "valid_from", "valid_to")
