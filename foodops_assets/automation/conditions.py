@@ -50,9 +50,8 @@ LONG_WINDOW_DAYS = 14
 def follow_upstream(
     lookback_days: int, windowed_upstream: dg.AssetSelection | None = None
 ) -> dg.AutomationCondition:
-    missing = dg.AutomationCondition.any_deps_missing().ignore(DIMENSIONS)
-    if windowed_upstream is not None:
-        missing = missing.ignore(windowed_upstream | DIMENSIONS)
+    not_awaited = DIMENSIONS if windowed_upstream is None else DIMENSIONS | windowed_upstream
+    missing = dg.AutomationCondition.any_deps_missing().ignore(not_awaited)
     return (
         dg.AutomationCondition.in_latest_time_window(dt.timedelta(days=lookback_days))
         & dg.AutomationCondition.any_deps_updated().ignore(REFERENCE).since_last_handled()
