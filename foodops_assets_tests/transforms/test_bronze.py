@@ -272,3 +272,38 @@ def test_a_double_out_of_range_is_rejected_not_made_infinite(spark):
     [row] = parse_records(split_lines(_files(spark, line + "\n")), contract).collect()
     assert row.distance_km is None
     assert row._parse_error.startswith("wrong type: distance_km")
+
+
+def test_the_exact_check_gives_the_same_rows_in_the_driver_and_on_the_executors(spark, monkeypatch):
+    """A few suspect lines are checked in this process; a day with more than
+    STRICT_CHECK_IN_DRIVER_MAX of them (a producer nesting every record) on the executors,
+    by the same function as a UDF. Both give the same bronze, line for line."""
+    from foodops_assets.transforms import bronze
+
+    good = json.dumps(order(1))
+    lines = [
+        good,
+        good + " 42",
+        good + ' {"order_id": "o-9"}',
+        good.replace('"price": 100.25', '"price": 1.2e1'),
+        good.replace('"price": 100.25', '"price": 1e-40'),
+        good.replace('"price": 100.25', '"price": 12.3400000000000000000000000000000000000001'),
+        good.replace('"city"', '"extra": {"a": 1}, "city"'),
+        '{"order_id": "o-bad", "price": ',
+        json.dumps(order(2)),
+    ]
+    content = "\n".join(lines) + "\n"
+
+    def rows():
+        return sorted(_bronze(spark, content).collect(), key=lambda r: r.source_line)
+
+    in_driver = rows()
+    monkeypatch.setattr(bronze, "STRICT_CHECK_IN_DRIVER_MAX", 2)
+    on_executors = rows()
+    assert on_executors == in_driver
+    errors = [r._parse_error for r in in_driver]
+    assert errors[0] is None and errors[8] is None and errors[3] is None  # 1.2e1 is 12.00
+    assert "a second JSON value" in errors[1] and "a second JSON object" in errors[2]
+    assert errors[4].startswith("wrong type: price") and errors[5].startswith("wrong type: price")
+    assert errors[6] is None and in_driver[6]._extra_fields == ["extra"]
+    assert errors[7] == "malformed: not a JSON object"
