@@ -46,6 +46,7 @@ AUTOMATION_MODES = ("on", "off")
 ENV_SENSOR_INTERVAL = "FOODOPS_SENSOR_INTERVAL_SECONDS"
 ENV_LANDING_SETTLE = "FOODOPS_LANDING_SETTLE_SECONDS"
 ENV_DAILY_SCHEDULE_CRON = "FOODOPS_DAILY_SCHEDULE_CRON"
+ENV_ML_CRON = "FOODOPS_ML_CRON"
 ENV_ALERT_WEBHOOK_URL = "FOODOPS_ALERT_WEBHOOK_URL"  # a secret: read only through dg.EnvVar
 ENV_WEBSERVER_URL = "FOODOPS_WEBSERVER_URL"
 ENV_RUN_TIMEOUT = "FOODOPS_RUN_TIMEOUT_SECONDS"
@@ -95,6 +96,9 @@ class Settings:
     # a landing file modified more recently than this is still being written
     landing_settle_seconds: float = 5.0
     daily_schedule_cron: str = "0 2 * * *"  # UTC: the previous day's partition, as a backstop
+    # UTC: the ML features and recommendations of the day just completed, once a day, after
+    # the last source's deadline (reviews: published by D+1 05:00); never after a late file
+    ml_cron: str = "0 5 * * *"
     # whether FOODOPS_ALERT_WEBHOOK_URL is set (its value is a secret and never held here)
     alert_webhook_configured: bool = False
     webserver_url: str = "http://127.0.0.1:3000"  # base of the run links in alerts
@@ -146,6 +150,7 @@ class Settings:
                 "'0 2 * * *' (02:00 UTC every day)",
             ),
             (ENV_MAINTENANCE_CRON, self.maintenance_cron, "'30 3 * * *' (03:30 UTC every day)"),
+            (ENV_ML_CRON, self.ml_cron, "'0 5 * * *' (05:00 UTC every day)"),
         ):
             if not _valid_cron(cron):
                 raise ConfigError(
@@ -233,6 +238,7 @@ class Settings:
             sensor_interval_seconds=_number(env, ENV_SENSOR_INTERVAL, 30, int),
             landing_settle_seconds=_number(env, ENV_LANDING_SETTLE, 5.0, float),
             daily_schedule_cron=env.get(ENV_DAILY_SCHEDULE_CRON) or "0 2 * * *",
+            ml_cron=env.get(ENV_ML_CRON) or "0 5 * * *",
             alert_webhook_configured=bool(env.get(ENV_ALERT_WEBHOOK_URL)),
             webserver_url=(env.get(ENV_WEBSERVER_URL) or "http://127.0.0.1:3000").rstrip("/"),
             run_timeout_seconds=_number(env, ENV_RUN_TIMEOUT, 7200, int),

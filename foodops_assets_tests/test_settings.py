@@ -88,6 +88,10 @@ def test_roots_can_point_anywhere_and_uris_are_kept():
             "FOODOPS_MAINTENANCE_CRON='nightly' is not a cron expression",
         ),
         (
+            {"FOODOPS_ML_CRON": "after the day"},
+            "FOODOPS_ML_CRON='after the day' is not a cron expression",
+        ),
+        (
             {"FOODOPS_VACUUM_RETENTION_HOURS": "24"},
             "FOODOPS_VACUUM_RETENTION_HOURS=24 is shorter than the rollback window "
             "(FOODOPS_ROLLBACK_WINDOW_DAYS=7, 168 hours)",

@@ -7,8 +7,8 @@ once (stable run keys). A new file in ``orders/date=D/`` requests a run of
 ``orders_raw`` for partition D — an old D for a late file — with, in the same run,
 ``orders_valid`` and the gold tables that read only it (``restaurant_daily_sales``,
 ``city_hourly_demand``; once the restaurants snapshot is loaded); the other silver
-tables, their gold and the ML features follow through declarative automation
-(``conditions.py``).
+tables and their gold follow through declarative automation (``conditions.py``), the ML
+features once a day (never after a file).
 """
 
 from __future__ import annotations
