@@ -133,6 +133,8 @@ def _flow(lake, spark_resource, env, instance):
         dg.AssetKey("city_hourly_demand"),
     }
     assert bronze_run.tags["dagster/max_runtime"] == "7200"
+    # the daemon queued it through the instance's lane coordinator (resources/dagster.yaml)
+    assert bronze_run.tags["foodops/lane/orders"] == D.isoformat()
     # silver and gold came from the sensor's own run (one process, one JVM), and only from it
     assert silver.run_id == bronze_run.run_id == gold.run_id
     assert not [
