@@ -120,7 +120,7 @@ def _daily_sensor(
             f"<landing>/{source}/date=YYYY-MM-DD/ (a late file requests its old partition)."
         ),
         target=selection + gold,
-        minimum_interval_seconds=settings.sensor_interval_seconds,
+        minimum_interval_seconds=settings.arrival_interval_seconds,
         default_status=default_status(settings),
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
@@ -175,7 +175,7 @@ def _snapshot_sensor(source: str, asset: str, settings: Settings) -> dg.SensorDe
             f"<landing>/{source}/ (a late one too: the history applies it)."
         ),
         target=[dg.AssetKey(asset), dg.AssetKey(HISTORY_OF[asset])],
-        minimum_interval_seconds=settings.sensor_interval_seconds,
+        minimum_interval_seconds=settings.arrival_interval_seconds,
         default_status=default_status(settings),
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
