@@ -100,10 +100,12 @@ def lane_tags(asset_names: Iterable[str], run_tags: Mapping[str, str]) -> dict[s
     such as the shared DLQ, add none)."""
     lanes = {LANE_OF[name] for name in asset_names if name in LANE_OF}
     value = partition_value(run_tags)
-    return {
-        lane_tag(lane): (value if LANES[lane][0].is_partitioned else WHOLE_TABLE)
-        for lane in sorted(lanes)
-    }
+    return {lane_tag(lane): value if _daily(lane) else WHOLE_TABLE for lane in sorted(lanes)}
+
+
+def _daily(lane: str) -> bool:
+    """The lane's tables are daily (a lane holds daily tables or unpartitioned ones, not both)."""
+    return LANES[lane][0].is_partitioned
 
 
 def materialised_assets(instance: dg.DagsterInstance, run: dg.DagsterRun) -> set[str]:

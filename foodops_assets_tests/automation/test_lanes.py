@@ -60,6 +60,9 @@ def test_every_table_a_run_writes_is_in_exactly_one_lane(lake):
     written = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).is_executable}
     assert set(lanes.LANE_OF) == written
     assert sum(len(t) for t in lanes.LANES.values()) == len(lanes.LANE_OF)
+    # a lane's value is a partition key or "all": its tables are all daily or all unpartitioned
+    for lane, refs in lanes.LANES.items():
+        assert len({t.is_partitioned for t in refs}) == 1, lane
 
 
 @pytest.fixture
