@@ -44,8 +44,10 @@ ENV_DATABRICKS_JOB_SPEC = "FOODOPS_DATABRICKS_JOB_SPEC"
 ENV_AUTOMATION = "FOODOPS_AUTOMATION"
 AUTOMATION_MODES = ("on", "off")
 ENV_SENSOR_INTERVAL = "FOODOPS_SENSOR_INTERVAL_SECONDS"
+ENV_ARRIVAL_INTERVAL = "FOODOPS_ARRIVAL_INTERVAL_SECONDS"
 ENV_LANDING_SETTLE = "FOODOPS_LANDING_SETTLE_SECONDS"
 ENV_DAILY_SCHEDULE_CRON = "FOODOPS_DAILY_SCHEDULE_CRON"
+ENV_ML_CRON = "FOODOPS_ML_CRON"
 ENV_ALERT_WEBHOOK_URL = "FOODOPS_ALERT_WEBHOOK_URL"  # a secret: read only through dg.EnvVar
 ENV_WEBSERVER_URL = "FOODOPS_WEBSERVER_URL"
 ENV_RUN_TIMEOUT = "FOODOPS_RUN_TIMEOUT_SECONDS"
@@ -91,10 +93,20 @@ class Settings:
     # on: sensors, the daily schedule and declarative automation start running with
     # the daemon; off: they are defined but stopped (turn them on in the UI)
     automation: str = "on"
+    # the automation and alert sensors' interval (an automation tick evaluates the whole graph)
     sensor_interval_seconds: int = 30
-    # a landing file modified more recently than this is still being written
-    landing_settle_seconds: float = 5.0
+    # the file-arrival sensors' interval: an incremental tick costs ~35 ms at 10,000 landed
+    # files (bench/sensor_tick.py), so they may tick as often as Dagster's sensor daemon looks
+    # at its sensors (every 5 s; a shorter interval ticks no faster under the daemon)
+    arrival_interval_seconds: int = 5
+    # a landing file modified more recently than this is still being written; producers that
+    # write <batch>.jsonl.tmp and rename it (the landing convention) are never read half-written
+    # whatever this is, so it only has to cover a producer writing a .jsonl in place
+    landing_settle_seconds: float = 1.0
     daily_schedule_cron: str = "0 2 * * *"  # UTC: the previous day's partition, as a backstop
+    # UTC: the ML features and recommendations of the day just completed, once a day, after
+    # the last source's deadline (reviews: published by D+1 05:00); never after a late file
+    ml_cron: str = "0 5 * * *"
     # whether FOODOPS_ALERT_WEBHOOK_URL is set (its value is a secret and never held here)
     alert_webhook_configured: bool = False
     webserver_url: str = "http://127.0.0.1:3000"  # base of the run links in alerts
@@ -135,6 +147,7 @@ class Settings:
                 f"{ENV_AUTOMATION}={self.automation!r} is not one of {', '.join(AUTOMATION_MODES)}"
             )
         _check_positive(ENV_SENSOR_INTERVAL, self.sensor_interval_seconds, minimum=1)
+        _check_positive(ENV_ARRIVAL_INTERVAL, self.arrival_interval_seconds, minimum=1)
         _check_positive(ENV_LANDING_SETTLE, self.landing_settle_seconds, minimum=0)
         _check_positive(ENV_RUN_TIMEOUT, self.run_timeout_seconds, minimum=1)
         _check_positive(ENV_RETRY_DELAY, self.retry_delay_seconds, minimum=0)
@@ -146,6 +159,7 @@ class Settings:
                 "'0 2 * * *' (02:00 UTC every day)",
             ),
             (ENV_MAINTENANCE_CRON, self.maintenance_cron, "'30 3 * * *' (03:30 UTC every day)"),
+            (ENV_ML_CRON, self.ml_cron, "'0 5 * * *' (05:00 UTC every day)"),
         ):
             if not _valid_cron(cron):
                 raise ConfigError(
@@ -231,8 +245,10 @@ class Settings:
             databricks_job_spec=env.get(ENV_DATABRICKS_JOB_SPEC) or None,
             automation=env.get(ENV_AUTOMATION) or "on",
             sensor_interval_seconds=_number(env, ENV_SENSOR_INTERVAL, 30, int),
-            landing_settle_seconds=_number(env, ENV_LANDING_SETTLE, 5.0, float),
+            arrival_interval_seconds=_number(env, ENV_ARRIVAL_INTERVAL, 5, int),
+            landing_settle_seconds=_number(env, ENV_LANDING_SETTLE, 1.0, float),
             daily_schedule_cron=env.get(ENV_DAILY_SCHEDULE_CRON) or "0 2 * * *",
+            ml_cron=env.get(ENV_ML_CRON) or "0 5 * * *",
             alert_webhook_configured=bool(env.get(ENV_ALERT_WEBHOOK_URL)),
             webserver_url=(env.get(ENV_WEBSERVER_URL) or "http://127.0.0.1:3000").rstrip("/"),
             run_timeout_seconds=_number(env, ENV_RUN_TIMEOUT, 7200, int),

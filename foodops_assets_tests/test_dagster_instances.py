@@ -15,6 +15,7 @@ from dagster._core.instance.config import dagster_instance_config
 from dagster._serdes import class_from_code_pointer
 from dagster_postgres import DagsterPostgresStorage
 
+from foodops_assets.automation import lanes
 from foodops_assets_tests.conftest import REPO_ROOT
 
 PROD = REPO_ROOT / "resources" / "dagster-prod.yaml"
@@ -60,8 +61,12 @@ def test_the_production_instance_loads_with_postgres_and_a_bounded_run_queue(pro
     queue = _resolved(prod_config["run_coordinator"])
     assert queue["max_concurrent_runs"] == 6
     limits = {limit["key"]: limit for limit in queue["tag_concurrency_limits"]}
-    assert limits["dagster/partition"]["limit"] == 1  # one run per partition at a time
-    assert limits["dagster/partition"]["value"] == {"applyLimitPerUniqueValue": True}
+    # one run per lane (the tables of one source) and partition at a time
+    # (automation/test_lanes.py: what the queue then starts)
+    for lane in lanes.LANES:
+        assert limits[lanes.lane_tag(lane)]["limit"] == 1
+        assert limits[lanes.lane_tag(lane)]["value"] == {"applyLimitPerUniqueValue": True}
+    assert "dagster/partition" not in limits  # an orders file never waits for deliveries
     assert _resolved(prod_config["compute_logs"])["base_dir"] == ENV["DAGSTER_COMPUTE_LOG_DIR"]
     _resolved(prod_config["run_launcher"])
     assert prod_config["run_monitoring"]["enabled"] is True
@@ -83,19 +88,15 @@ def test_a_missing_credential_is_named(prod_config, monkeypatch):
     assert "DAGSTER_PG_PASSWORD" in str(result.errors)
 
 
-def test_the_local_instance_runs_one_run_per_partition_and_times_runs_out(tmp_path):
+def test_the_local_instance_runs_one_run_per_lane_and_partition_and_times_runs_out(tmp_path):
     import dagster as dg
 
     shutil.copy(REPO_ROOT / "resources" / "dagster.yaml", tmp_path / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert isinstance(instance.run_coordinator, lanes.LaneRunCoordinator)
         queue = instance.run_coordinator.get_run_queue_config()
-        assert queue.max_concurrent_runs == 2  # different partitions run side by side
-        [limit] = queue.tag_concurrency_limits
-        assert (limit["key"], limit["limit"], limit["value"]) == (
-            "dagster/partition",
-            1,
-            {"applyLimitPerUniqueValue": True},
-        )
+        assert queue.max_concurrent_runs == 2  # different lanes or partitions side by side
+        assert list(queue.tag_concurrency_limits) == lanes.tag_concurrency_limits()
         assert instance.run_monitoring_enabled
         settings = instance.run_monitoring_settings
         assert settings["max_runtime_seconds"] == 21600 and settings["start_timeout_seconds"] == 300

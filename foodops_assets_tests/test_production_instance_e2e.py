@@ -438,7 +438,7 @@ def test_a_landed_file_reaches_gold_beside_a_three_day_backfill(platform):
 
     silver = p.wait(f"orders_valid {day}", lambda: materialized("orders_valid"))
     gold = p.wait(f"restaurant_daily_sales {day}", lambda: materialized("restaurant_daily_sales"))
-    p.stop_sensor("foodops_automation")  # what follows gold (the ML features) is not the point
+    p.stop_sensor("foodops_automation")  # what else follows is not the point
     sensor_run = p.wait_status(silver.run_id, S.SUCCESS, S.FAILURE)
     gold_run = p.run(gold.run_id)
     assert p.run(backfill_run.run_id).status == S.STARTED  # the backfill is still writing
@@ -473,6 +473,11 @@ def test_a_landed_file_reaches_gold_beside_a_three_day_backfill(platform):
         backfill_run.tags["dagster/asset_partition_range_start"],
         backfill_run.tags["dagster/asset_partition_range_end"],
     ) == (BACKFILL_DAYS[0].isoformat(), BACKFILL_DAYS[-1].isoformat())
+    # both queued through the lane coordinator: different lanes, so neither waited
+    assert backfill_run.tags["foodops/lane/deliveries"] == (
+        f"{BACKFILL_DAYS[0].isoformat()}...{BACKFILL_DAYS[-1].isoformat()}"
+    )
+    assert sensor_run.tags["foodops/lane/orders"] == day.isoformat()
     done = p.wait(
         "the backfill to end",
         lambda: (

@@ -21,6 +21,11 @@ def test_unset_environment_gives_the_embedded_default(tmp_path, monkeypatch):
     assert settings.lake_root == str(tmp_path / ".foodops" / "lake")
     assert settings.spark_remote is None
     assert settings.partitions_start == "2025-01-01"
+    # react to a landed file within a daemon loop (5 s), a settle of 1 s
+    assert (settings.arrival_interval_seconds, settings.landing_settle_seconds) == (5, 1.0)
+    assert (
+        Settings.from_env({"FOODOPS_ARRIVAL_INTERVAL_SECONDS": "30"}).arrival_interval_seconds == 30
+    )
 
 
 def test_cluster_and_databricks_are_chosen_by_configuration():
@@ -77,6 +82,10 @@ def test_roots_can_point_anywhere_and_uris_are_kept():
         ),
         ({"FOODOPS_AUTOMATION": "yes"}, "FOODOPS_AUTOMATION='yes' is not one of on, off"),
         ({"FOODOPS_SENSOR_INTERVAL_SECONDS": "soon"}, "FOODOPS_SENSOR_INTERVAL_SECONDS='soon'"),
+        (
+            {"FOODOPS_ARRIVAL_INTERVAL_SECONDS": "0"},
+            "FOODOPS_ARRIVAL_INTERVAL_SECONDS=0 must be at least 1",
+        ),
         ({"FOODOPS_RUN_TIMEOUT_SECONDS": "0"}, "FOODOPS_RUN_TIMEOUT_SECONDS=0 must be at least 1"),
         ({"FOODOPS_WEBSERVER_URL": "dagster:3000"}, "FOODOPS_WEBSERVER_URL='dagster:3000'"),
         (
@@ -86,6 +95,10 @@ def test_roots_can_point_anywhere_and_uris_are_kept():
         (
             {"FOODOPS_MAINTENANCE_CRON": "nightly"},
             "FOODOPS_MAINTENANCE_CRON='nightly' is not a cron expression",
+        ),
+        (
+            {"FOODOPS_ML_CRON": "after the day"},
+            "FOODOPS_ML_CRON='after the day' is not a cron expression",
         ),
         (
             {"FOODOPS_VACUUM_RETENTION_HOURS": "24"},

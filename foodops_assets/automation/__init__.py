@@ -1,3 +1,5 @@
 """What runs the platform by itself: file-arrival sensors, declarative automation, the
-daily schedule, retry policies, freshness policies (the contracts' deadlines). Loaded by ``definitions.py``; imports the layers below it
-(assets, checks, lakehouse, transforms, contracts, settings), never ``definitions`` or ``cli``."""
+daily schedule, retry policies, freshness policies (the contracts' deadlines), and the run
+queue's concurrency lanes (``lanes.py``, which the Dagster instance loads). Loaded by
+``definitions.py``; imports the layers below it (assets, checks, lakehouse, transforms,
+contracts, settings), never ``definitions`` or ``cli``."""

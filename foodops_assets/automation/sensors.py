@@ -7,8 +7,8 @@ once (stable run keys). A new file in ``orders/date=D/`` requests a run of
 ``orders_raw`` for partition D — an old D for a late file — with, in the same run,
 ``orders_valid`` and the gold tables that read only it (``restaurant_daily_sales``,
 ``city_hourly_demand``; once the restaurants snapshot is loaded); the other silver
-tables, their gold and the ML features follow through declarative automation
-(``conditions.py``).
+tables and their gold follow through declarative automation (``conditions.py``), the ML
+features once a day (never after a file).
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def _daily_sensor(
             f"<landing>/{source}/date=YYYY-MM-DD/ (a late file requests its old partition)."
         ),
         target=selection + gold,
-        minimum_interval_seconds=settings.sensor_interval_seconds,
+        minimum_interval_seconds=settings.arrival_interval_seconds,
         default_status=default_status(settings),
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
@@ -175,7 +175,7 @@ def _snapshot_sensor(source: str, asset: str, settings: Settings) -> dg.SensorDe
             f"<landing>/{source}/ (a late one too: the history applies it)."
         ),
         target=[dg.AssetKey(asset), dg.AssetKey(HISTORY_OF[asset])],
-        minimum_interval_seconds=settings.sensor_interval_seconds,
+        minimum_interval_seconds=settings.arrival_interval_seconds,
         default_status=default_status(settings),
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:

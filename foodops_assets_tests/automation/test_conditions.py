@@ -6,6 +6,7 @@ materialises an asset), so the conditions are tested without running Spark.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import dagster as dg
@@ -55,9 +56,10 @@ class Ticks:
             k for k in graph.get_all_asset_keys() if graph.get(k).automation_condition
         ]
 
-    def __call__(self) -> dict[str, list]:
+    def __call__(self, at: dt.datetime | None = None) -> dict[str, list]:
+        """One tick, now or at ``at`` (a tick time of the daemon's clock)."""
         result = dg.evaluate_automation_conditions(
-            defs=self.defs, instance=self.instance, cursor=self.cursor
+            defs=self.defs, instance=self.instance, cursor=self.cursor, evaluation_time=at
         )
         self.cursor = result.cursor
         return {
@@ -67,14 +69,17 @@ class Ticks:
         }
 
 
-def snapshots_loaded(lake, instance) -> tuple:
+ML = {"user_features", "dish_features", "dish_recommendations"}
+
+
+def snapshots_loaded(lake, instance, at: dt.datetime | None = None) -> tuple:
     """The definitions and their automation ticks over an instance that holds the
     reference snapshots; the first tick requests nothing."""
     defs = build_definitions(lake.settings)
     tick = Ticks(defs, instance)
     materialized(instance, "restaurants")
     materialized(instance, "dishes")
-    assert tick() == {}
+    assert tick(at) == {}
     return defs, tick
 
 
@@ -90,15 +95,9 @@ def test_downstream_follows_updates_and_never_failed_circuit_breakers(lake, inst
     silver_checks = blocking_checks(defs, "orders_valid")
     assert "not_empty" in silver_checks and "conservation" in silver_checks
     materialized(instance, "orders_valid", D, checks=silver_checks)
-    # and the recommendations of every as-of date whose trailing window holds D (D and
-    # yesterday; today is not a partition yet). The features also read reviews, which have
-    # no checked partition yet, so they wait.
-    yesterday = (TODAY - dt.timedelta(days=1)).isoformat()
-    assert tick() == {
-        "restaurant_daily_sales": [D],
-        "city_hourly_demand": [D],
-        "dish_recommendations": [D, yesterday],
-    }
+    # and not the ML features of the as-of dates whose window holds D: they run on their
+    # own daily cadence (test_the_ml_features_run_once_a_day_after_the_cron_never_after_a_file)
+    assert tick() == {"restaurant_daily_sales": [D], "city_hourly_demand": [D]}
 
     # a blocking check of silver failed on E: nothing downstream runs on that data
     e = (TODAY - dt.timedelta(days=3)).isoformat()
@@ -138,14 +137,70 @@ def test_gold_made_in_the_file_arrival_run_is_not_requested_again(lake, instance
         materialized(instance, gold, D, checks=blocking_checks(defs, gold))
     requested = tick()
     assert not {"orders_valid", "restaurant_daily_sales", "city_hourly_demand"} & set(requested)
-    assert D in requested["dish_recommendations"]
+    assert not ML & set(requested)  # the ML features wait for their daily tick
     assert tick() == {}
+
+
+def test_the_ml_features_run_once_a_day_after_the_cron_never_after_a_file(lake, instance):
+    """The daemon's clock is set by each tick (``FOODOPS_ML_CRON`` defaults to 05:00 UTC): a
+    late orders file, before or after the cron, requests silver's followers and no ML run;
+    the first tick past the cron requests the features and recommendations of the day just
+    completed, once; the next day's cron the next day's."""
+    assert lake.settings.ml_cron == "0 5 * * *"
+    other = build_definitions(dataclasses.replace(lake.settings, ml_cron="30 6 * * *"))
+    condition = other.resolve_asset_graph().get(dg.AssetKey("user_features")).automation_condition
+    assert condition.get_label() == "daily_after_the_day(30 6 * * * UTC)"
+    yesterday = (TODAY - dt.timedelta(days=1)).isoformat()
+    at = dt.datetime.combine(TODAY, dt.time(1, 0), tzinfo=dt.UTC)
+    defs, tick = snapshots_loaded(lake, instance, at)
+    # every day the features read was landed, validated and checked
+    for back in range(1, 15):
+        day = (TODAY - dt.timedelta(days=back)).isoformat()
+        for source in ("orders", "reviews"):
+            silver = f"{source}_valid"
+            materialized(instance, f"{source}_raw", day)
+            materialized(instance, silver, day, checks=blocking_checks(defs, silver))
+    requested = tick(at + dt.timedelta(minutes=1))
+    assert requested["restaurant_daily_sales"] and not ML & set(requested)
+
+    # a late orders file at 04:00, before the cron: gold follows, ML does not
+    late = dt.datetime.combine(TODAY, dt.time(4, 0), tzinfo=dt.UTC)
+    checks = blocking_checks(defs, "orders_valid")
+    day = days(20)[0]
+    materialized(instance, "orders_valid", day, checks=checks)
+    assert tick(late) == {"restaurant_daily_sales": [day], "city_hourly_demand": [day]}
+
+    # past the cron: the day just completed, once (not the older as-of dates late files touched)
+    cron = dt.datetime.combine(TODAY, dt.time(5, 0, 30), tzinfo=dt.UTC)
+    assert tick(cron) == {name: [yesterday] for name in ML}
+    assert tick(cron + dt.timedelta(minutes=1)) == {}
+
+    # a late orders file after the cron: gold follows, ML does not
+    day = days(21)[0]
+    materialized(instance, "orders_valid", day, checks=checks)
+    assert tick(cron + dt.timedelta(minutes=2)) == {
+        "restaurant_daily_sales": [day],
+        "city_hourly_demand": [day],
+    }
+
+    # the next day's cron: today (then complete), once its silver is in
+    for source in ("orders", "reviews"):
+        materialized(instance, f"{source}_raw", TODAY.isoformat())
+        silver = f"{source}_valid"
+        materialized(instance, silver, TODAY.isoformat(), checks=blocking_checks(defs, silver))
+    next_cron = cron + dt.timedelta(days=1)
+    requested = tick(next_cron)
+    assert {k: v for k, v in requested.items() if k in ML} == {
+        name: [TODAY.isoformat()] for name in ML
+    }
 
 
 def test_the_automation_sensor_and_the_schedule_are_defined(lake):
     repo = build_definitions(lake.settings).get_repository_def()
     sensor = repo.get_sensor_def(AUTOMATION_SENSOR)
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    # its runs carry the run timeout (run monitoring fails them past it)
+    assert sensor.run_tags["dagster/max_runtime"] == "7200"
     schedule = repo.get_schedule_def(DAILY_SCHEDULE)
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", "UTC")
     tick_time = dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.UTC)

@@ -142,6 +142,32 @@ def test_files_still_being_written_are_not_picked_up(lake):
     assert partitions(renamed) == [D.isoformat()] and renamed[0].run_key != requests[0].run_key
 
 
+def test_by_default_a_file_renamed_into_place_is_requested_at_the_next_arrival_tick(lake):
+    """The defaults a user gets: the file-arrival sensors tick every 5 s (Dagster's sensor
+    daemon looks at its sensors every 5 s), the automation and alerts every 30 s; a file
+    renamed into place one settle interval (1 s) after its last write is requested at the
+    next tick, its .tmp never."""
+    defaults = build_definitions(lake.settings)
+    repo = defaults.get_repository_def()
+    sources = ("orders", "deliveries", "reviews", "restaurants", "dishes")
+    intervals = {
+        repo.get_sensor_def(arrival_sensor_name(s)).minimum_interval_seconds for s in sources
+    }
+    assert intervals == {5}
+    assert repo.get_sensor_def("foodops_automation").minimum_interval_seconds == 30
+    assert lake.settings.landing_settle_seconds == 1.0
+
+    day_dir = lake.landing / "orders" / f"date={D.isoformat()}"
+    day_dir.mkdir(parents=True)
+    tmp = day_dir / "batch-1.jsonl.tmp"
+    tmp.write_text('{"order_id": "o-1"}\n')
+    age(tmp, seconds=2)  # written a while ago, the producer has not renamed it yet
+    assert tick(defaults, "orders")[0] == []
+    tmp.rename(day_dir / "batch-1.jsonl")  # the rename keeps the mtime of the last write
+    [request], _ = tick(defaults, "orders")
+    assert request.partition_key == D.isoformat()
+
+
 def test_dates_that_are_not_partitions_are_left_for_later(lake, defs):
     today = dt.datetime.now(dt.UTC).date()
     age(lake.land("orders", today, "b.jsonl", ['{"order_id": "o"}']))  # its day is still open
