@@ -17,7 +17,9 @@ For each file, from the rename until:
 The next file lands when the previous one is in gold (or after ``--timeout`` seconds).
 The implementations run one after the other (never beside each other on the cores):
 
-- FoodOps: ``foodops ui`` (webserver + daemon) on a fresh instance with the default settings
+- FoodOps: ``foodops ui`` (webserver + daemon) on a fresh instance with the default settings,
+  and again with ``foodops ui --warm-spark`` (``foodops_warm``: the runs attach to a Spark
+  Connect server started with the UI instead of starting a JVM each)
   (file-arrival sensor, declarative automation), after D was materialised with
   ``dagster asset materialize`` and the sensor's first look at D has finished;
 - the baseline: ``bench/realtime_streaming.py`` (Spark Structured Streaming, a 1 s trigger,
@@ -222,8 +224,9 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def run_foodops(args, work: Path, source: Path, day: dt.date, files, log: Path):
-    root = work / "foodops"
+def run_foodops(args, work: Path, source: Path, day: dt.date, files, log: Path, warm=False):
+    name = "foodops_warm" if warm else "foodops"
+    root = work / name
     landing = root / "landing"
     shutil.copytree(source, landing)
     env = instance_env(root, landing, root / "lake", automation="on")
@@ -231,7 +234,8 @@ def run_foodops(args, work: Path, source: Path, day: dt.date, files, log: Path):
     port = str(args.port)
     with open(log, "ab") as out:
         ui = subprocess.Popen(
-            [str(BIN / "foodops"), "ui", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", port],
+            [str(BIN / "foodops"), "ui", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", port]
+            + (["--warm-spark"] if warm else []),
             cwd=REPO,
             env=env,
             stdout=out,
@@ -245,7 +249,7 @@ def run_foodops(args, work: Path, source: Path, day: dt.date, files, log: Path):
         staging = root / "staging"
         staging.mkdir()
         latencies = measure_files(
-            "foodops", landing, root / "lake", day, files, staging, args.timeout, args.poll
+            name, landing, root / "lake", day, files, staging, args.timeout, args.poll
         )
         # the last run is still reporting after its gold landed: let it end before the stop
         wait_idle(Path(env["DAGSTER_HOME"]), quiet=5, timeout=600)
@@ -321,7 +325,7 @@ def main() -> None:
         "--quiet", type=float, default=45.0, help="idle instance: no run for this long"
     )
     parser.add_argument("--port", type=int, default=3377)
-    parser.add_argument("--skip", default="", help="foodops,streaming")
+    parser.add_argument("--skip", default="", help="foodops,foodops_warm,streaming")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -336,15 +340,20 @@ def main() -> None:
         rng = random.Random(7)
         files = [new_orders(source, day, i, args.orders_per_file, rng) for i in range(args.files)]
         figures: dict[str, float | None] = {"day_orders": args.day_orders, "files": args.files}
-        runs = {"foodops": run_foodops, "streaming": run_streaming}
+        runs = {
+            "foodops": run_foodops,
+            "foodops_warm": lambda *a: run_foodops(*a, warm=True),
+            "streaming": run_streaming,
+        }
         for name, run in runs.items():
             if name not in skip:
                 figures.update(summary(name, *run(args, work, source, day, files, log)))
         for layer in ("silver", "gold"):
-            ours = figures.get(f"foodops_to_{layer}_p50_seconds")
             theirs = figures.get(f"streaming_to_{layer}_p50_seconds")
-            if ours and theirs:
-                figures[f"to_{layer}_p50_ratio"] = ours / theirs
+            for name in ("foodops", "foodops_warm"):
+                ours = figures.get(f"{name}_to_{layer}_p50_seconds")
+                if ours and theirs:
+                    figures[f"{name}_to_{layer}_p50_ratio"] = ours / theirs
         for key, value in figures.items():
             shown = (
                 "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else value

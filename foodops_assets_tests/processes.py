@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,34 +16,16 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from foodops_assets.lakehouse import connect_server
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _default_signals() -> None:
-    # a child of a non-interactive shell may inherit ignored SIGINT/SIGTERM
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def stop_process_group(proc: subprocess.Popen, grace: float = 20.0) -> None:
-    """SIGTERM the whole process tree, then SIGKILL what is left."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=grace)
+# the product's own process helpers (foodops ui's warm Spark uses them too)
+free_port = connect_server.free_port
+_default_signals = connect_server.default_signals
+stop_process_group = connect_server.stop
 
 
 @dataclass

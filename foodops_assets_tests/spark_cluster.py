@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pyspark
 
+from foodops_assets.lakehouse.connect_server import server_command
 from foodops_assets_tests.processes import _default_signals, free_port, stop_process_group
 
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
-CONNECT_SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
 
 @dataclass
@@ -191,36 +191,20 @@ def spark_connect_cluster(
             cluster,
             startup_timeout,
         )
-        conf = {
-            "spark.connect.grpc.binding.port": str(connect_port),
-            "spark.connect.grpc.binding.address": "127.0.0.1",
-            "spark.driver.host": "127.0.0.1",
-            "spark.driver.bindAddress": "127.0.0.1",
-            "spark.ui.port": str(driver_ui_port),
-            "spark.ui.showConsoleProgress": "false",
-            "spark.executor.memory": executor_memory,
-            "spark.executor.cores": "1",
-            "spark.cores.max": "1",
-            "spark.sql.shuffle.partitions": "4",
-            "spark.sql.session.timeZone": "UTC",
-            "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
-            "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
-            "spark.pyspark.python": sys.executable,
-            "spark.log.structuredLogging.enabled": "false",
-        }
-        cmd = [
-            str(SPARK_HOME / "bin" / "spark-submit"),
-            "--class",
-            CONNECT_SERVER_CLASS,
-            "--master",
-            cluster.master_url,
-            "--driver-memory",
-            driver_memory,
-            "--name",
-            "foodops-spark-connect",
-        ]
-        for key, value in conf.items():
-            cmd += ["--conf", f"{key}={value}"]
+        # the product's Connect server command (foodops ui --warm-spark), on the cluster
+        cmd = server_command(
+            connect_port,
+            master=cluster.master_url,
+            driver_memory=driver_memory,
+            name="foodops-spark-connect",
+            conf={
+                "spark.ui.enabled": "true",  # its REST API says which executors registered
+                "spark.ui.port": str(driver_ui_port),
+                "spark.executor.memory": executor_memory,
+                "spark.executor.cores": "1",
+                "spark.cores.max": "1",
+            },
+        )
         cluster.procs.append(_start(cmd, logs / "connect.log", env))
         # ready = the gRPC port answers and an executor on the worker has registered
         from foodops_assets.lakehouse.spark import SparkConnectUnreachable, _check_reachable

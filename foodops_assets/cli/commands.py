@@ -5,7 +5,7 @@ foodops summary                      tables, DLQ by rule, latest check results
 foodops late-data --source S --date D  what to re-materialise after a late file
 foodops rerun RUN_ID                 re-execute a failed run from failure
 foodops dlq export --source S --date D --out FILE   DLQ rows as an editable corrections file
-foodops ui [-w workspace.yaml] [-h 127.0.0.1] [-p 3000]   dagster dev, stopped cleanly on Ctrl-C
+foodops ui [-w workspace.yaml] [-h 127.0.0.1] [-p 3000] [--warm-spark]   dagster dev, stopped cleanly on Ctrl-C
 """
 
 from __future__ import annotations
@@ -16,7 +16,13 @@ import sys
 
 import click
 
-from ..settings import DEFAULT_LANDING_ROOT, ENV_LANDING_ROOT, ConfigError, Settings
+from ..settings import (
+    DEFAULT_LANDING_ROOT,
+    ENV_LANDING_ROOT,
+    ENV_SPARK_REMOTE,
+    ConfigError,
+    Settings,
+)
 
 
 def _date(ctx, param, value: str | None) -> dt.date | None:
@@ -148,12 +154,41 @@ def rerun(run_id: str) -> None:
 @click.option("-w", "--workspace", default="workspace.yaml", show_default=True)
 @click.option("-h", "--host", default="127.0.0.1", show_default=True)
 @click.option("-p", "--port", default=3000, show_default=True, type=int)
-def ui(workspace: str, host: str, port: int) -> None:
+@click.option(
+    "--warm-spark/--no-warm-spark",
+    default=False,
+    show_default=True,
+    help="Start a local Spark Connect server with the UI and run every launched run on it "
+    "(no JVM start per run); stopped with the UI. Ignored when FOODOPS_SPARK_REMOTE is set.",
+)
+def ui(workspace: str, host: str, port: int, warm_spark: bool) -> None:
     """The Dagster UI (dagster dev: webserver + daemon). Prints its URL; Ctrl-C (SIGINT) or
     SIGTERM stops the whole process tree (webserver, daemon, code servers, run workers)."""
     from .ui import serve
 
-    sys.exit(serve(workspace, host, port, echo=lambda m: click.echo(m)))
+    echo = lambda m: click.echo(m)  # noqa: E731
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not warm_spark or settings.spark_remote:
+        sys.exit(serve(workspace, host, port, echo=echo))
+
+    from pathlib import Path
+
+    from ..lakehouse.connect_server import local_connect_server
+
+    home = os.environ.get("DAGSTER_HOME")
+    log = Path(home or ".foodops") / "spark-connect.log"
+    echo(f"starting a warm Spark (Spark Connect server, log {log}) ...")
+    try:
+        with local_connect_server(log, driver_memory=settings.spark_driver_memory) as url:
+            echo(f"warm Spark on {url}: runs attach to it (FOODOPS_SPARK_REMOTE)")
+            env = {**os.environ, ENV_SPARK_REMOTE: url}
+            code = serve(workspace, host, port, echo=echo, env=env)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
 
 
 @main.group()

@@ -37,12 +37,19 @@ def group_alive(pgid: int) -> bool:
 
 
 def serve(
-    workspace: str, host: str, port: int, grace: float = STOP_GRACE_SECONDS, echo=print
+    workspace: str,
+    host: str,
+    port: int,
+    grace: float = STOP_GRACE_SECONDS,
+    echo=print,
+    env: dict[str, str] | None = None,
 ) -> int:
-    """Run ``dagster dev`` until it exits or SIGINT/SIGTERM arrives; return its exit code."""
+    """Run ``dagster dev`` (with ``env``, default this process's) until it exits or
+    SIGINT/SIGTERM arrives; return its exit code."""
     dagster = Path(sys.executable).parent / "dagster"
     proc = subprocess.Popen(
         [str(dagster), "dev", "-w", workspace, "-h", host, "-p", str(port)],
+        env=env,
         start_new_session=True,  # its own process group: the whole tree is signalled at once
         preexec_fn=_default_signals,
     )

@@ -16,6 +16,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -79,13 +80,14 @@ def _children(pid: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def foodops_ui(env: dict[str, str], log_dir: Path):
-    """`foodops ui` (what `make ui` runs) on a free loopback port."""
+def foodops_ui(env: dict[str, str], log_dir: Path, args: Sequence[str] = ()):
+    """`foodops ui` (what `make ui` runs, plus ``args``) on a free loopback port."""
     port = free_port()
     log = log_dir / "foodops-ui.log"
     out = open(log, "w")
     proc = subprocess.Popen(
-        [str(BIN / "foodops"), "ui", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        [str(BIN / "foodops"), "ui", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+        + list(args),
         cwd=REPO_ROOT,
         env=env,
         stdout=out,
