@@ -22,7 +22,7 @@ def test_unset_environment_gives_the_embedded_default(tmp_path, monkeypatch):
     assert settings.spark_remote is None
     assert settings.partitions_start == "2025-01-01"
     # react to a landed file within a daemon loop (5 s), a settle of 1 s
-    assert (settings.arrival_interval_seconds, settings.landing_settle_seconds) == (5, 1.0)
+    assert (settings.arrival_interval_seconds, settings.landing_settle_seconds) == (1, 1.0)
     assert (
         Settings.from_env({"FOODOPS_ARRIVAL_INTERVAL_SECONDS": "30"}).arrival_interval_seconds == 30
     )

@@ -153,7 +153,7 @@ def test_by_default_a_file_renamed_into_place_is_requested_at_the_next_arrival_t
     intervals = {
         repo.get_sensor_def(arrival_sensor_name(s)).minimum_interval_seconds for s in sources
     }
-    assert intervals == {5}
+    assert intervals == {1}
     assert repo.get_sensor_def("foodops_automation").minimum_interval_seconds == 30
     assert lake.settings.landing_settle_seconds == 1.0
 
