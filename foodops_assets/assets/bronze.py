@@ -9,6 +9,7 @@ from pyspark.sql import functions as F
 from ..checks import names, quality
 from ..contracts import Contract
 from ..contracts.spark import rule_passes
+from ..lakehouse.delta import RowFilter
 from ..lakehouse.landing import LandingError, read_whole_files
 from ..lakehouse.resource import LakehouseResource
 from ..lakehouse.spark import SparkResource
@@ -35,6 +36,7 @@ from .common import (
     table_schema,
     write_metadata,
 )
+from .fold import FOLD, FOLDED_FILES, FULL, INGEST_MODE, bronze_fold_files, wants_fold
 
 
 def daily_bronze_asset(
@@ -84,12 +86,27 @@ def daily_bronze_asset(
             listing = lakehouse.landing.daily_listing(contract.name, days)
         except LandingError as exc:
             raise dg.Failure(str(exc), allow_retries=False) from None
-        by_day = listing.files
         refused = _report_refused(context, lakehouse, listing.refused)
-        paths = [f.path for files in by_day.values() for f in files]
-        context.log.info(f"{contract.name}: reading {len(paths)} files for {partition_label(days)}")
-
         session = spark.spark_session
+        # a file landed into a day bronze holds is folded in alone (assets/fold.py)
+        folded, why = (), wants_fold(context, days)
+        if why is None:
+            folded, why = bronze_fold_files(
+                session, lakehouse, table, days[0], listing.files[days[0]]
+            )
+        by_day = (
+            {days[0]: [f for f in listing.files[days[0]] if f.path in folded]}
+            if folded
+            else listing.files
+        )
+        paths = [f.path for files in by_day.values() for f in files]
+        context.log.info(
+            f"{contract.name}: reading {len(paths)} files for {partition_label(days)}: "
+            + (f"a fold of {len(folded)} new or changed file(s)" if folded else str(why))
+        )
+        where = {"partition_date": days}
+        rows_where = RowFilter("source_file", folded) if folded else None
+
         # The landing files are read and split into lines once: the write, the per-file
         # line counts and the schema check all reuse the cached lines (blank ones
         # included, for the counts). The whole texts are not cached: at 1M orders
@@ -103,20 +120,24 @@ def daily_bronze_asset(
             write = lakehouse.write_partitions(
                 bronze,
                 table,
-                {"partition_date": days},
+                where,
                 description=f"bronze {contract.name}",
                 commit_metadata=commit_metadata(context, table.name, days, contract),
+                rows_where=rows_where,
             )
             # one pass over the cached lines for the per-file counts, two over the written
             # table for everything else (the lines' JSON is not parsed again)
             per_file = _per_file_counts(every_line)
-            written = lakehouse.read(session, table, {"partition_date": days})
+            partition = lakehouse.read(session, table, where)
+            written = (
+                partition.where(F.col("source_file").isin(list(folded))) if folded else partition
+            )
             stats, field_lines, first_seen, object_lines = _bronze_stats(
                 written,
                 per_file,
                 contract,
                 lines,
-                lakehouse.store.column_stats(table, {"partition_date": days}),
+                None if folded else lakehouse.store.column_stats(table, where),
             )
             quarantined = refused + _quarantine_whole_file_problems(
                 context, lakehouse, per_file, by_day
@@ -124,9 +145,18 @@ def daily_bronze_asset(
             schema_check = quality.landing_schema(contract, field_lines, object_lines, first_seen)
         finally:
             every_line.unpersist(blocking=True)
+        mode = {
+            INGEST_MODE: FOLD if folded else FULL,
+            "ingest_reason": why or (f"a fold of {len(folded)} new or changed file(s)"),
+        }
+        if folded:
+            mode[FOLDED_FILES] = dg.MetadataValue.json(list(folded))
+            # the partition's rows, not only the folded ones
+            mode["dagster/row_count"] = partition.count()
         return dg.MaterializeResult(
             metadata={
                 **write_metadata(write, bronze.schema, contract_descriptions(contract)),
+                **mode,
                 **contract_metadata(contract),
                 "files_read": len(paths),
                 # where the rows came from (OpenLineage inputs) and how late they were picked up

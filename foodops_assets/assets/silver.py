@@ -33,6 +33,7 @@ from ..lakehouse.tables import DEAD_LETTER_QUEUE, DISHES, RESTAURANTS, SILVER_BY
 from ..lakehouse.writers.base import Rows
 from ..transforms.references import attach_references, lookup_columns
 from ..transforms.silver import (
+    BRONZE,
     DLQ,
     DUPLICATE,
     SILVER,
@@ -56,6 +57,15 @@ from .common import (
     run_window,
     table_schema,
     trailing_days,
+)
+from .fold import (
+    BRONZE_VERSION_READ,
+    FOLD,
+    FOLDED_FILES,
+    FULL,
+    INGEST_MODE,
+    SilverFold,
+    silver_fold,
 )
 from .step import CircuitBreakerTripped, Step, audit, materialization
 
@@ -133,25 +143,67 @@ def silver_asset(
         lakehouse: LakehouseResource,
     ):
         step = Step.start(context, spark, lakehouse, config)
+        bronze_version = lakehouse.store.version(src.bronze)
         bronze = lakehouse.read(step.session, src.bronze, step.where)
-        bronze, lookups = _attach_references(step, contract, bronze)
+        # a file folded into bronze in this run is folded into silver alone (fold.py)
+        fold, why = silver_fold(
+            context, step.session, lakehouse, contract, src.bronze, src.silver, step.days, bronze
+        )
+        context.log.info(f"{src.silver.name} {partition_label(step.days)}: {why}")
+        bronze, lookups = _attach_references(step, contract, fold.bronze if fold else bronze)
         run = _validate(step, contract, bronze)
         try:
-            checks, orphans = _audit(step, src, run, lookups)
+            totals = _fold_totals(step, src, run, fold) if fold else _totals(run)
+            checks, orphans = _audit(step, src, run, lookups, totals)
             dlq_write = step.write(
                 DEAD_LETTER_QUEUE,
-                run.rejected,
+                run.rejected.where(fold.from_files()) if fold else run.rejected,
                 "dead-letter queue of every source",
                 where=_dlq_where(step, contract),
+                rows_where=fold.dlq_rows if fold else None,
             )
-            yield from _dlq_materializations(step, src, run, dlq_write)
+            yield from _dlq_materializations(step, src, totals, dlq_write)
             write = step.write(
-                src.silver, run.valid_rows, f"silver {contract.name}", contract=contract
+                src.silver,
+                run.valid_rows,
+                f"silver {contract.name}",
+                contract=contract,
+                rows_where=fold.silver_rows if fold else None,
             )
+            if fold:
+                # the day's rejects per rule, from the DLQ as it now is
+                run.rule_counts = _rule_counts(
+                    lakehouse.read(step.session, DEAD_LETTER_QUEUE, _dlq_where(step, contract))
+                )
             # nothing reads the classified rows any more: the heap is the read-back's
             run.classified.unpersist(blocking=True)
-            checks.append(_published_check_or_rollback(step, src, run, write, dlq_write))
-            yield _silver_materialization(src, run, write, dlq_write, checks, orphans)
+            checks.append(_published_check_or_rollback(step, src, run, write, dlq_write, fold))
+            yield _silver_materialization(
+                src,
+                run,
+                write,
+                dlq_write,
+                checks,
+                orphans,
+                totals,
+                {
+                    BRONZE_VERSION_READ: bronze_version if bronze_version is not None else -1,
+                    INGEST_MODE: FOLD if fold else FULL,
+                    "ingest_reason": why,
+                    **(
+                        {
+                            FOLDED_FILES: dg.MetadataValue.json(list(fold.files)),
+                            "fold/bronze_rows": sum(run.bronze_by_day.values()),
+                            "fold/silver_rows": sum(run.by_dest[SILVER].values()),
+                            "fold/dlq_rows": sum(run.by_dest[DLQ].values()),
+                            "fold/keys": len(fold.keys),
+                            "dagster/row_count": sum(totals[SILVER].values()),
+                        }
+                        if fold
+                        else {}
+                    ),
+                },
+            )
         except _RolledBack as rolled_back:
             yield from checks
             yield rolled_back.check
@@ -250,9 +302,7 @@ def _validate(step: Step, contract: Contract, bronze: DataFrame) -> _Sorted:
         # run on exactly those rows in this process (pandera.polars and Arrow: ~0.2 s at 1M
         # orders, against ~5 s of Spark jobs) and the write reuses them
         valid_rows = step.lakehouse.rows_for_write(validated.valid)
-        rule_counts = {
-            r["rule"]: r["records"] for r in dlq_counts_by_rule(validated.rejected).collect()
-        }
+        rule_counts = _rule_counts(validated.rejected)
     except BaseException:
         classified.unpersist(blocking=True)
         raise
@@ -269,18 +319,50 @@ def _validate(step: Step, contract: Contract, bronze: DataFrame) -> _Sorted:
     )
 
 
+def _totals(run: _Sorted) -> dict[str, dict]:
+    """Rows per day of bronze and of each destination, as the partitions will hold them."""
+    return {BRONZE: run.bronze_by_day, **run.by_dest}
+
+
+def _fold_totals(step: Step, src: SilverSource, run: _Sorted, fold: SilverFold) -> dict:
+    """The day's rows after the fold: the rows the fold leaves alone, counted in the
+    tables as they are, plus the re-classified ones."""
+    lakehouse, session, day = step.lakehouse, step.session, fold.day
+    bronze = lakehouse.read(session, src.bronze, step.where).count()
+    silver_kept = lakehouse.read(session, src.silver, step.where).where(~fold.of_keys()).count()
+    dlq_kept = (
+        lakehouse.read(session, DEAD_LETTER_QUEUE, _dlq_where(step, src.contract))
+        .where(~fold.from_files())
+        .count()
+    )
+    dlq_new = run.rejected.where(fold.from_files()).count()
+    silver = silver_kept + run.by_dest[SILVER].get(day, 0)
+    dlq = dlq_kept + dlq_new
+    return {
+        BRONZE: {day: bronze},
+        SILVER: {day: silver},
+        DLQ: {day: dlq},
+        DUPLICATE: {day: bronze - silver - dlq},
+    }
+
+
+def _rule_counts(rejected: DataFrame) -> dict[str, int]:
+    return {r["rule"]: r["records"] for r in dlq_counts_by_rule(rejected).collect()}
+
+
 def _audit(
-    step: Step, src: SilverSource, run: _Sorted, lookups: dict
+    step: Step, src: SilverSource, run: _Sorted, lookups: dict, totals: dict
 ) -> tuple[list[dg.AssetCheckResult], dict[str, int]]:
     """The checks before the write, and orphans per reference; trips the circuit breaker
-    (nothing written) when one fails."""
+    (nothing written) when one fails. The non-empty and DLQ-rate checks judge the days as
+    they will be (``totals``); the others the rows this step classified."""
     contract, config = src.contract, step.config
     start, end = run_window(step.context)
     max_dlq_rate = _threshold(config.max_dlq_rate, contract, "max_dlq_rate", 0.1)
     by_dest = run.by_dest
     checks = [
-        quality.not_empty(by_dest[SILVER], step.days),
-        quality.dlq_rate(run.bronze_by_day, by_dest[DLQ], max_dlq_rate),
+        quality.not_empty(totals[SILVER], step.days),
+        quality.dlq_rate(totals[BRONZE], totals[DLQ], max_dlq_rate),
         quality.unique_key(run.valid_rows, contract.primary_key),
         quality.conservation(run.bronze_by_day, by_dest[SILVER], by_dest[DLQ], by_dest[DUPLICATE]),
         quality.contract(run.valid_rows, contract, start, end),
@@ -332,7 +414,7 @@ def _dlq_where(step: Step, contract: Contract) -> dict:
 
 
 def _dlq_materializations(
-    step: Step, src: SilverSource, run: _Sorted, dlq_write: WriteResult
+    step: Step, src: SilverSource, totals: dict, dlq_write: WriteResult
 ) -> list[dg.AssetMaterialization]:
     """The DLQ write reported on the dead_letter_queue asset, one event a day."""
     return [
@@ -342,7 +424,7 @@ def _dlq_materializations(
             description=f"{src.contract.name} rejects of {day.isoformat()}",
             metadata={
                 "source": src.contract.name,
-                "dlq_rows": run.by_dest[DLQ].get(day, 0),
+                "dlq_rows": totals[DLQ].get(day, 0),
                 "delta_version": dlq_write.version,
                 "table_uri": dg.MetadataValue.path(dlq_write.table_uri),
                 "dagster/uri": dlq_write.table_uri,
@@ -361,8 +443,10 @@ def _silver_materialization(
     dlq_write: WriteResult,
     checks: list[dg.AssetCheckResult],
     orphans: dict[str, int],
+    totals: dict,
+    extra: dict,
 ) -> dg.MaterializeResult:
-    contract, by_dest = src.contract, run.by_dest
+    contract, by_dest = src.contract, totals
     return materialization(
         write,
         run.valid.schema,
@@ -370,7 +454,7 @@ def _silver_materialization(
         identity_lineage(src.bronze.name, contract.column_names),
         {
             **contract_metadata(contract),
-            "bronze_rows": sum(run.bronze_by_day.values()),
+            "bronze_rows": sum(totals[BRONZE].values()),
             "silver_rows": sum(by_dest[SILVER].values()),
             "dlq_rows": sum(by_dest[DLQ].values()),
             "duplicates_dropped": sum(by_dest[DUPLICATE].values()),
@@ -381,6 +465,7 @@ def _silver_materialization(
             **{f"dlq_rule/{rule}": run.rule_counts.get(rule, 0) for rule in contract.rule_names},
             **orphans,
             **src.extra_metadata,
+            **extra,
         },
         checks,
     )
@@ -438,16 +523,33 @@ def _reference_lookups(
 
 
 def _published_check_or_rollback(
-    step: Step, src: SilverSource, run: _Sorted, write: WriteResult, dlq_write: WriteResult
+    step: Step,
+    src: SilverSource,
+    run: _Sorted,
+    write: WriteResult,
+    dlq_write: WriteResult,
+    fold: SilverFold | None = None,
 ) -> dg.AssetCheckResult:
-    """Read the published partitions back; on an inconsistency roll back every table this
-    step wrote (newest write first) and fail the step, saying which version is live."""
+    """Read the published partitions back (after a fold: the rows of its keys and files);
+    on an inconsistency roll back every table this step wrote (newest write first) and fail
+    the step, saying which version is live."""
     lakehouse, session, days = step.lakehouse, step.session, step.days
     dlq_where = _dlq_where(step, src.contract)
+    bronze = lakehouse.read(session, src.bronze, step.where)
+    silver = lakehouse.read(session, src.silver, step.where)
+    dlq = lakehouse.read(session, DEAD_LETTER_QUEUE, dlq_where)
+    if fold is not None:
+        bronze = bronze.where(fold.from_files() | fold.of_keys())
+        silver = silver.where(fold.of_keys())
+        lineage = ["source_file", "source_line"]
+        others = bronze.where(~fold.from_files()).select(*lineage)
+        dlq = dlq.where(fold.from_files()).unionByName(
+            dlq.where(~fold.from_files()).join(F.broadcast(others), lineage, "left_semi")
+        )
     check = published.published_consistency(
-        lakehouse.read(session, src.bronze, step.where),
-        lakehouse.read(session, src.silver, step.where),
-        lakehouse.read(session, DEAD_LETTER_QUEUE, dlq_where),
+        bronze,
+        silver,
+        dlq,
         src.contract.primary_key,
         partition_label(days),
         audited=published.Audited(

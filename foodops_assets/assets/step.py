@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from ..contracts import Contract
-from ..lakehouse.delta import PartitionValues, TableNotMaterialized, WriteResult
+from ..lakehouse.delta import PartitionValues, RowFilter, TableNotMaterialized, WriteResult
 from ..lakehouse.resource import LakehouseResource
 from ..lakehouse.spark import SparkResource
 from ..lakehouse.tables import TableRef
@@ -99,6 +99,7 @@ class Step:
         description: str,
         where: PartitionValues | None = None,
         contract: Contract | None = None,
+        rows_where: RowFilter | None = None,
     ) -> WriteResult:
         """One Delta commit of ``rows``: the run's partitions of ``table`` (or ``where``), or
         the whole table when it is unpartitioned; the commit names this run (and the
@@ -109,7 +110,12 @@ class Step:
                 rows, table, description=description, commit_metadata=meta
             )
         return self.lakehouse.write_partitions(
-            rows, table, where or self.where, description=description, commit_metadata=meta
+            rows,
+            table,
+            where or self.where,
+            description=description,
+            commit_metadata=meta,
+            rows_where=rows_where,
         )
 
 

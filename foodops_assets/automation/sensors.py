@@ -6,7 +6,8 @@ tick lists only the ``date=`` directories that changed, survives restarts
 once (stable run keys). A new file in ``orders/date=D/`` requests a run of
 ``orders_raw`` for partition D — an old D for a late file — with, in the same run,
 ``orders_valid`` and the gold tables that read only it (``restaurant_daily_sales``,
-``city_hourly_demand``; once the restaurants snapshot is loaded); the other silver
+``city_hourly_demand``; once the restaurants snapshot is loaded), tagged so that bronze and
+silver fold the new files into a day they already hold (``assets/fold.py``); the other silver
 tables and their gold follow through declarative automation (``conditions.py``), the ML
 features once a day (never after a file).
 """
@@ -18,6 +19,7 @@ import os
 
 import dagster as dg
 
+from ..assets.fold import FOLD, FOLD_TAG
 from ..lakehouse import tables
 from ..lakehouse.arrivals import dump_cursor, load_cursor, scan_daily, scan_snapshot
 from ..lakehouse.landing import LandingZone
@@ -157,6 +159,8 @@ def _daily_sensor(
                         **run_tags(settings),
                         TRIGGER_TAG: "file_arrival",
                         SOURCE_TAG: source,
+                        # a file landed into a day already loaded is folded in alone
+                        FOLD_TAG: FOLD,
                     },
                 )
                 for arrival in arrivals

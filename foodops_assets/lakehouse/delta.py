@@ -163,6 +163,48 @@ def partition_predicate(table: TableRef, where: PartitionValues) -> str:
     return " AND ".join(clauses)
 
 
+# a fold's row values: printable, with no quote or backslash (the one quoting that Spark SQL
+# and delta-rs' SQL read alike), and a bounded list (the predicate is SQL text)
+_ROW_VALUE = re.compile(r"^[^'\\\x00-\x1f\x7f]{1,1024}$")
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+ROW_FILTER_MAX_VALUES = 20_000
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """The rows of a write's partitions that it replaces, by the values of one column: a
+    fold (DESIGN.md decision 3) replaces one landing file's rows (``source_file``) or the
+    rows of some business keys, and keeps the rest of the partition. ``or_null``: also the
+    rows where the column is null. No value and no null: the write replaces nothing."""
+
+    column: str
+    values: tuple[str, ...]
+    or_null: bool = False
+
+    def predicate(self) -> str:
+        """The SQL clause, every value checked (:class:`PredicateError` otherwise)."""
+        if not _COLUMN.match(self.column):
+            raise PredicateError(f"{self.column!r} is not a plain column name")
+        if len(self.values) > ROW_FILTER_MAX_VALUES:
+            raise PredicateError(
+                f"{len(self.values)} values of {self.column}: more than "
+                f"{ROW_FILTER_MAX_VALUES}, replace the whole partition instead"
+            )
+        bad = [v for v in self.values if not isinstance(v, str) or not _ROW_VALUE.match(v)]
+        if bad:
+            raise PredicateError(
+                f"{self.column} value {bad[0]!r} cannot be written into a predicate safely "
+                "(a quote, a backslash or a control character): replace the whole partition"
+            )
+        clauses = []
+        if self.values:
+            literals = ", ".join(f"'{v}'" for v in sorted(set(self.values)))
+            clauses.append(f"{self.column} IN ({literals})")
+        if self.or_null:
+            clauses.append(f"{self.column} IS NULL")
+        return f"({' OR '.join(clauses) or 'false'})"
+
+
 def _literal(column: str, value: dt.date | str) -> str:
     if isinstance(value, dt.datetime):
         raise PredicateError(f"{column}: expected a date, got a datetime {value!r}")

@@ -119,7 +119,14 @@ class LakehouseResource(dg.ConfigurableResource):
         self, rows: Rows, table: TableRef, where: PartitionValues, **options: Any
     ) -> WriteResult:
         """Replace exactly the partitions in ``where`` with ``rows`` (one Delta commit);
-        ``options`` as :meth:`.writers.base.DeltaWriter.write_partitions` takes them."""
+        ``options`` as :meth:`.writers.base.DeltaWriter.write_partitions` takes them.
+
+        A fold (``rows_where``: some rows of the partitions) is few rows: they are committed
+        from Arrow by delta-rs whatever the backend, because ``spark_files`` commits whole
+        Parquet files per partition and cannot replace single rows."""
+        if options.get("rows_where") is not None and isinstance(rows, DataFrame):
+            if self.writer(rows).name == "spark_files":
+                rows = rows.toArrow()
         return self.writer(rows).write_partitions(rows, table, where, **options)
 
     def write_table(self, rows: Rows, table: TableRef, **options: Any) -> WriteResult:

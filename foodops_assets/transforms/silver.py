@@ -40,6 +40,7 @@ DLQ_COLUMNS = [
 SILVER = "silver"
 DLQ = "dlq"
 DUPLICATE = "duplicate"
+BRONZE = "bronze"  # not a destination: the rows every destination's rows add up to
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ from ..delta import (
     DeltaStore,
     PartitionValues,
     PredicateError,
+    RowFilter,
     WriteResult,
     is_widening,
     partition_predicate,
@@ -114,9 +115,14 @@ class DeltaWriter(ABC):
         *,
         description: str | None = None,
         commit_metadata: Mapping[str, Any] | None = None,
+        rows_where: RowFilter | None = None,
     ) -> WriteResult:
-        """Replace exactly the partitions in ``where`` with ``rows`` (one Delta commit)."""
+        """Replace exactly the partitions in ``where`` with ``rows`` (one Delta commit); with
+        ``rows_where``, only those partitions' rows it selects (a fold: every row of
+        ``rows`` must be one it selects, or the commit is refused)."""
         predicate = partition_predicate(table, where)
+        if rows_where is not None:
+            predicate = f"{predicate} AND {rows_where.predicate()}"
         return self._write(rows, table, where, predicate, description, commit_metadata)
 
     def write_table(

@@ -5,7 +5,7 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
-from foodops_assets.lakehouse.delta import DeltaStore, PredicateError
+from foodops_assets.lakehouse.delta import DeltaStore, PredicateError, RowFilter
 from foodops_assets.lakehouse.tables import DEAD_LETTER_QUEUE
 from foodops_assets_tests.lakehouse.things import D1, D2, D3, T, content, things
 
@@ -156,3 +156,43 @@ def test_two_writers_creating_a_table_with_other_partitions_both_commit(tmp_path
         {"partition_date": D1, "writer": "held", "count_all": ROWS},
         {"partition_date": D2, "writer": "other", "count_all": ROWS},
     ]
+
+
+@pytest.mark.parametrize("backend", ["arrow", "spark_files"])
+def test_a_fold_replaces_only_the_rows_it_names_and_refuses_rows_outside_them(spark, lake, backend):
+    resource = lake.resource(backend)
+    resource.write_partitions(
+        things(spark, [("a", 1, D1), ("b", 2, D1), ("c", 3, D1), ("b", 2, D2)]),
+        T,
+        {"partition_date": [D1, D2]},
+    )
+    fold = RowFilter("id", ("b", "d"))
+    for _ in range(2):  # replaying the fold replaces its rows again
+        write = resource.write_partitions(
+            things(spark, [("b", 20, D1), ("d", 4, D1)]),
+            T,
+            {"partition_date": [D1]},
+            rows_where=fold,
+        )
+        assert content(spark, lake) == [
+            ("a", 1, D1),
+            ("b", 2, D2),  # the same id in another partition is not named
+            ("b", 20, D1),
+            ("c", 3, D1),
+            ("d", 4, D1),
+        ]
+    assert write.predicate == "partition_date IN ('2026-11-19') AND (id IN ('b', 'd'))"
+    assert write.writer == "arrow"  # a few rows: delta-rs commits them whatever the backend
+
+    before = (lake.store.version(T), content(spark, lake))
+    with pytest.raises(Exception, match="(?i)invalid data|predicate"):
+        # "c" is not a row the fold names: committing it would leave two rows for c
+        resource.write_partitions(
+            things(spark, [("c", 9, D1)]), T, {"partition_date": [D1]}, rows_where=fold
+        )
+    for bad in (RowFilter("id", ("x' OR 'a'='a",)), RowFilter("id) OR (1=1", ("a",))):
+        with pytest.raises(PredicateError, match="safely|plain column"):
+            resource.write_partitions(
+                things(spark, [("a", 9, D1)]), T, {"partition_date": [D1]}, rows_where=bad
+            )
+    assert (lake.store.version(T), content(spark, lake)) == before
