@@ -151,8 +151,9 @@ def daily_bronze_asset(
         }
         if folded:
             mode[FOLDED_FILES] = dg.MetadataValue.json(list(folded))
-            # the partition's rows, not only the folded ones
-            mode["dagster/row_count"] = partition.count()
+            # the partition's rows, not only the folded ones (from the Delta log)
+            log = lakehouse.store.column_stats(table, where)
+            mode["dagster/row_count"] = log.rows if log is not None else partition.count()
         return dg.MaterializeResult(
             metadata={
                 **write_metadata(write, bronze.schema, contract_descriptions(contract)),

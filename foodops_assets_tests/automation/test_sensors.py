@@ -75,6 +75,8 @@ def test_new_file_then_same_tick_then_late_file_then_restart(lake, defs):
     assert request.asset_selection == [dg.AssetKey("orders_raw"), dg.AssetKey("orders_valid")]
     assert request.tags["foodops/source"] == "orders"
     assert request.tags["dagster/max_runtime"] == "7200"
+    # a file of a day bronze already holds is folded in, not the day rebuilt (fold.py)
+    assert request.tags["foodops/ingest"] == "fold"
 
     # the same tick again: nothing new, nothing requested, the cursor is unchanged
     again, cursor2 = tick(defs, "orders", cursor)
