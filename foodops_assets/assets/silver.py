@@ -150,7 +150,11 @@ def silver_asset(
             context, step.session, lakehouse, contract, src.bronze, src.silver, step.days, bronze
         )
         context.log.info(f"{src.silver.name} {partition_label(step.days)}: {why}")
-        bronze, lookups = _attach_references(step, contract, fold.bronze if fold else bronze)
+        if fold:
+            # the few lines a fold re-classifies: one scan of the day finds them, the
+            # classification and the bronze counts reuse them
+            bronze = step.cache(fold.bronze)
+        bronze, lookups = _attach_references(step, contract, bronze)
         run = _validate(step, contract, bronze, collect=fold is not None)
         try:
             totals = _fold_totals(step, src, run, fold) if fold else _totals(run)
@@ -214,6 +218,7 @@ def silver_asset(
         finally:
             # freed now, not whenever the JVM gets to it: the next step needs the heap
             run.classified.unpersist(blocking=True)
+            step.release()
 
     return _silver
 
