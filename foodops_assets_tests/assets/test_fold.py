@@ -110,6 +110,16 @@ def _content(spark, lake: Lake) -> dict:
     return out
 
 
+def _rebuilt_content(lake: Lake, spark_resource, spark) -> dict:
+    """The day as one full run rebuilds it from ``lake``'s landing zone, in a lake of its
+    own beside it."""
+    rebuilt = Lake.under(lake.root, landing=lake.landing, lake="rebuilt")
+    with dg.instance_for_test() as instance:
+        materialize(rebuilt, spark_resource, ["restaurants", "dishes"], instance=instance)
+        _materialize(rebuilt, spark_resource, instance)
+    return _content(spark, rebuilt)
+
+
 def _materialize(lake, spark_resource, instance, tags=None):
     result = materialize(
         lake,
@@ -156,8 +166,4 @@ def test_files_folded_one_by_one_equal_a_full_rebuild_of_the_day(
             assert _mode(result, "orders_raw") == expected
             assert _mode(result, "orders_valid") == expected
 
-    rebuilt = Lake.under(root, landing=lake.landing, lake="rebuilt")
-    with dg.instance_for_test() as instance:
-        materialize(rebuilt, spark_resource, ["restaurants", "dishes"], instance=instance)
-        _materialize(rebuilt, spark_resource, instance)
-    assert _content(spark, lake) == _content(spark, rebuilt)
+    assert _content(spark, lake) == _rebuilt_content(lake, spark_resource, spark)

@@ -17,6 +17,7 @@ from foodops_assets_tests.assets.test_fold import (
     _land,
     _materialize,
     _mode,
+    _rebuilt_content,
     _text,
 )
 from foodops_assets_tests.conftest import Lake, materialize
@@ -56,11 +57,7 @@ def test_after_a_run_killed_between_bronze_and_silver_the_next_file_rebuilds_the
         reason = silver.materialization.metadata["ingest_reason"].value
         assert "changed since orders_valid read it" in reason
 
-    rebuilt = Lake.under(lake.root, landing=lake.landing, lake="rebuilt")
-    with dg.instance_for_test() as instance:
-        materialize(rebuilt, spark_resource, ["restaurants", "dishes"], instance=instance)
-        _materialize(rebuilt, spark_resource, instance)
-    assert _content(spark, lake) == _content(spark, rebuilt)
+    assert _content(spark, lake) == _rebuilt_content(lake, spark_resource, spark)
     silver = {r["order_id"]: r["quantity"] for r in lake.read(spark, ORDERS_VALID).collect()}
     assert silver == {"o-1": 1, "o-2": 1, "o-3": 2, "o-4": 2, "o-5": 2, "o-6": 2, "o-7": 1}
 
@@ -108,11 +105,7 @@ def test_files_nobody_designed_for_fold_or_rebuild_to_the_same_day(lake, spark_r
         assert fold("batch-f.jsonl", b"\x00\x01\xff{garbage\n\x00\n") == (FOLD, FOLD)
         assert fold("batch-g.jsonl", text(accented, _text(4, "valid", 3))) == (FOLD, FOLD)
 
-    rebuilt = Lake.under(lake.root, landing=lake.landing, lake="rebuilt")
-    with dg.instance_for_test() as instance:
-        materialize(rebuilt, spark_resource, ["restaurants", "dishes"], instance=instance)
-        _materialize(rebuilt, spark_resource, instance)
-    assert _content(spark, lake) == _content(spark, rebuilt)
+    assert _content(spark, lake) == _rebuilt_content(lake, spark_resource, spark)
     silver = {r["order_id"]: r["quantity"] for r in lake.read(spark, ORDERS_VALID).collect()}
     assert silver == {
         "o-1": 3,
