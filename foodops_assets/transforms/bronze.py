@@ -42,6 +42,7 @@ by Python's strict ``json`` module, exactly.
 
 from __future__ import annotations
 
+from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -262,14 +263,20 @@ def _strictly_checked(lines: DataFrame, contract: Contract) -> DataFrame:
     :data:`STRICT_CHECK_IN_DRIVER_MAX` (a producer nesting every record) checks them on the
     executors instead, with the same function as a UDF."""
     suspect = needs_strict_check(F.col("value"), contract)
-    found = (
+    # one scan with the test counts the suspects into a cache the collect then reads (a
+    # limit() instead made Spark scan the lines in growing rounds of jobs: ~2.8 s more at
+    # 1M lines)
+    suspects = (
         lines.where(suspect)
         .select("source_file", "source_line", "value")
-        .limit(STRICT_CHECK_IN_DRIVER_MAX + 1)
-        .collect()
+        .persist(StorageLevel.MEMORY_AND_DISK)
     )
+    try:
+        found = suspects.collect() if suspects.count() <= STRICT_CHECK_IN_DRIVER_MAX else None
+    finally:
+        suspects.unpersist(blocking=True)
     unchecked = F.lit(None).cast(_STRICT_TYPE).alias(_STRICT)
-    if len(found) > STRICT_CHECK_IN_DRIVER_MAX:
+    if found is None:
         return (
             lines.where(suspect)
             .select("*", strict_json_check(contract)(F.col("value")).alias(_STRICT))
