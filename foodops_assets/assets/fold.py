@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dagster as dg
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -214,8 +214,7 @@ def silver_fold(
     except PredicateError as exc:
         return None, f"a full rebuild: {exc}"
     fold = SilverFold(day, files, key, keys, null_key, bronze)
-    affected = bronze.where(fold.from_files() | fold.of_keys())
-    return SilverFold(day, files, key, keys, null_key, affected), (
+    return replace(fold, bronze=bronze.where(fold.from_files() | fold.of_keys())), (
         f"a fold of {len(files)} file(s): {len(keys)} business key(s) re-classified"
     )
 
