@@ -36,7 +36,15 @@ from .common import (
     table_schema,
     write_metadata,
 )
-from .fold import FOLD, FOLDED_FILES, FULL, INGEST_MODE, bronze_fold_files, wants_fold
+from .fold import (
+    FOLD,
+    FOLDED_FILES,
+    FULL,
+    INGEST_MODE,
+    bronze_fold_files,
+    rows_from_files,
+    wants_fold,
+)
 
 
 def daily_bronze_asset(
@@ -94,6 +102,7 @@ def daily_bronze_asset(
             folded, why = bronze_fold_files(
                 session, lakehouse, table, days[0], listing.files[days[0]]
             )
+        why = why or f"a fold of {len(folded)} new or changed file(s)"
         by_day = (
             {days[0]: [f for f in listing.files[days[0]] if f.path in folded]}
             if folded
@@ -101,8 +110,7 @@ def daily_bronze_asset(
         )
         paths = [f.path for files in by_day.values() for f in files]
         context.log.info(
-            f"{contract.name}: reading {len(paths)} files for {partition_label(days)}: "
-            + (f"a fold of {len(folded)} new or changed file(s)" if folded else str(why))
+            f"{contract.name}: reading {len(paths)} files for {partition_label(days)}: {why}"
         )
         where = {"partition_date": days}
         rows_where = RowFilter("source_file", folded) if folded else None
@@ -129,9 +137,7 @@ def daily_bronze_asset(
             # table for everything else (the lines' JSON is not parsed again)
             per_file = _per_file_counts(every_line)
             partition = lakehouse.read(session, table, where)
-            written = (
-                partition.where(F.col("source_file").isin(list(folded))) if folded else partition
-            )
+            written = partition.where(rows_from_files(folded)) if folded else partition
             stats, field_lines, first_seen, object_lines = _bronze_stats(
                 written,
                 per_file,
@@ -147,7 +153,7 @@ def daily_bronze_asset(
             every_line.unpersist(blocking=True)
         mode = {
             INGEST_MODE: FOLD if folded else FULL,
-            "ingest_reason": why or (f"a fold of {len(folded)} new or changed file(s)"),
+            "ingest_reason": why,
         }
         if folded:
             mode[FOLDED_FILES] = dg.MetadataValue.json(list(folded))

@@ -127,7 +127,7 @@ class SilverFold:
         return RowFilter("source_file", self.files)
 
     def from_files(self) -> Column:
-        return F.col("source_file").isin(list(self.files))
+        return rows_from_files(self.files)
 
     def of_keys(self) -> Column:
         cond = F.col(self.key).isin(list(self.keys))
@@ -197,12 +197,10 @@ def silver_fold(
     except (OSError, ValueError) as exc:  # a log entry gone (cleaned up): cannot tell
         return None, f"a full rebuild: cannot read the tables' logs back ({exc})"
 
-    new_keys = bronze.where(F.col("source_file").isin(list(files))).select(key).distinct()
+    new_keys = bronze.where(rows_from_files(files)).select(key).distinct()
     try:
         replaced = (
-            lakehouse.read(session, silver_table, where)
-            .where(F.col("source_file").isin(list(files)))
-            .select(key)
+            lakehouse.read(session, silver_table, where).where(rows_from_files(files)).select(key)
         )
         rows = new_keys.unionByName(replaced).distinct().collect()
     except Exception as exc:  # noqa: BLE001 - silver unreadable: rebuild it
@@ -217,6 +215,11 @@ def silver_fold(
     return replace(fold, bronze=bronze.where(fold.from_files() | fold.of_keys())), (
         f"a fold of {len(files)} file(s): {len(keys)} business key(s) re-classified"
     )
+
+
+def rows_from_files(files: Sequence[str]) -> Column:
+    """The rows that came from ``files``."""
+    return F.col("source_file").isin(list(files))
 
 
 def _data_changes(
