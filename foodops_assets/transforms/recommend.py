@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from . import versions
+
+if TYPE_CHECKING:
+    from pyspark.ml.recommendation import ALSModel
 
 K = 10
 
@@ -146,6 +149,10 @@ class Trained:
 
 
 def train(feedback_df: DataFrame, params: AlsParams) -> Trained:
+    # imported here: pyspark.ml brings pandas, ~1 s of every process that loads the code
+    # location (each run, the code server, the CLI), most of which never train
+    from pyspark.ml.recommendation import ALS
+
     users = _index(feedback_df, "user_id", "uid")
     items = _index(feedback_df, "dish_id", "iid")
     data = (
