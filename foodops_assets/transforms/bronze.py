@@ -28,7 +28,10 @@ exactly (a decimal with more digits than the contract's scale or precision,
 an integer out of range or not written as an integer, a double out of range) is
 a wrong type, never rounded. Timestamps accept ISO-8601 in its common spellings
 (``T`` or space, optional fraction, ``Z`` or an offset; UTC when no offset is
-given).
+given); a fraction finer than a microsecond (Spark's precision) that is not all zeros, and a
+date column's value with a time of day other than midnight UTC, are wrong types too, never
+truncated. A field named twice in one object and a ``\\uD800``-style escape that is not half of
+a surrogate pair make the line malformed (each JSON parser picks its own value, or none).
 
 How it stays fast: Spark's own JSON reader (strict options) parses every line;
 decimals are read at a wide scale and compared with the contract's type. The
@@ -61,6 +64,10 @@ NOT_AN_OBJECT = "malformed: not a JSON object"
 NOT_JSON = "malformed: not valid JSON"
 LONE_CR = "malformed: a lone carriage return (\\r) at column "
 LONE_CR_TAIL = ": a record is one line ending in \\n or \\r\\n; the line is kept whole, not split"
+DUPLICATE_FIELD = "malformed: a field appears more than once ("
+DUPLICATE_FIELD_TAIL = (
+    "): which of its values counts is undefined (RFC 8259); the line is kept whole"
+)
 BOM_INSIDE = (
     "malformed: a byte order mark (U+FEFF) starts the line: only the first line of a file "
     "may start with one (were two files concatenated?)"
@@ -151,11 +158,15 @@ def needs_strict_check(value: Column, contract: Contract) -> Column:
     holds no object at all, which the parser reports as such without help. A number Spark
     would change before we see it has an exponent (``1e-40`` at a fixed scale is 0) or a
     run of more digits than a decimal's wide scale (rounded) — so a line with neither
-    reads exactly. One regular expression, one scan of the line (a third of the cost of
-    the same tests as separate string functions)."""
+    reads exactly. A ``\\u`` escape of a UTF-16 surrogate may be a lone one, which Spark would
+    turn into ``?``. One regular expression, one scan of the line (a third of the cost of the
+    same tests as separate string functions)."""
     run = _exact_run(contract)
     pattern = f"(?s)\\}}.*[^ ]|[0-9](?:[eE]|[0-9]{{{run - 1}}})"
-    return F.coalesce(value.rlike(pattern), F.lit(False))
+    # a third alternative in the expression cost ~8 % of the parse: a byte search for the
+    # escape first, the expression only on the rare lines holding one
+    surrogate = (F.instr(value, "\\u") > 0) & value.rlike("\\\\u[dD][89a-fA-F]")
+    return F.coalesce(value.rlike(pattern) | surrogate, F.lit(False))
 
 
 def strict_json_check(contract: Contract):
@@ -185,6 +196,27 @@ def strict_check_function(contract: Contract):
         def refuse(name):
             raise ValueError(f"{name} is not JSON")
 
+        def lone_surrogate(value, where=""):
+            """(where, the character) of the first string holding half a surrogate pair:
+            json decodes a lone \\ud800 escape to it, Spark to '?'."""
+            if isinstance(value, str):
+                for ch in value:
+                    if "\ud800" <= ch <= "\udfff":
+                        return (where, ch)
+            elif isinstance(value, dict):
+                for k, v in value.items():
+                    found = lone_surrogate(k, "a field name") or lone_surrogate(
+                        v, where or f"field {k!r}"
+                    )
+                    if found:
+                        return found
+            elif isinstance(value, list):
+                for v in value:
+                    found = lone_surrogate(v, where)
+                    if found:
+                        return found
+            return None
+
         decoder = json.JSONDecoder(parse_float=Decimal, parse_constant=refuse)
         start = len(line) - len(line.lstrip(" \t\n\r"))
         try:
@@ -208,6 +240,16 @@ def strict_check_function(contract: Contract):
             return (f"malformed: {what}", [])
         if not isinstance(obj, dict):
             return None
+        try:
+            lone = lone_surrogate(obj)
+        except RecursionError:
+            return ("malformed: not valid JSON", [])
+        if lone is not None:
+            return (
+                f"malformed: a lone UTF-16 surrogate escape (\\u{ord(lone[1]):04x}) in "
+                f"{lone[0]}: not a character; the line is kept whole",
+                [],
+            )
         inexact = []
         for name, (precision, scale) in decimals.items():
             v = obj.get(name)
@@ -326,11 +368,25 @@ def parse_records(
     for c in contract.columns:
         raw = F.col(f"_j.{c.name}")
         if c.type == "timestamp":
-            value = F.try_to_timestamp(raw)
-            problems.append(F.when(raw.isNotNull() & value.isNull(), F.lit(c.name)))
+            parsed_ts = F.try_to_timestamp(raw)
+            # Spark keeps microseconds: a finer fraction would be cut, never silently
+            inexact = _finer_than_microseconds(raw)
+            value = F.when(~inexact, parsed_ts)
+            problems.append(
+                F.when(raw.isNotNull() & parsed_ts.isNull(), F.lit(c.name)).when(
+                    inexact, F.lit(f"{c.name} (does not fit timestamp exactly; never truncated)")
+                )
+            )
         elif c.type == "date":
-            value = F.to_date(F.try_to_timestamp(raw))
-            problems.append(F.when(raw.isNotNull() & value.isNull(), F.lit(c.name)))
+            parsed_ts = F.try_to_timestamp(raw)
+            # a time of day (other than midnight UTC) would be cut off, never silently
+            inexact = F.coalesce(parsed_ts != F.to_date(parsed_ts).cast("timestamp"), F.lit(False))
+            value = F.when(~inexact, F.to_date(parsed_ts))
+            problems.append(
+                F.when(raw.isNotNull() & parsed_ts.isNull(), F.lit(c.name)).when(
+                    inexact, F.lit(f"{c.name} (does not fit date exactly; never truncated)")
+                )
+            )
         elif c.type == "string":
             value = raw
             problems.append(F.when(_is_nested_json(raw, c.name), F.lit(c.name)))
@@ -347,7 +403,9 @@ def parse_records(
                 # read wide, kept only when the contract's type holds it exactly
                 narrow = raw.try_cast(spark_type(c))
                 inexact = inexact | (raw.isNotNull() & (narrow.isNull() | (narrow != raw)))
-                value = F.when(~inexact, narrow)
+                loose = _loose_decimal_text(raw, c.name)
+                wrong = wrong | loose
+                value = F.when(~inexact & ~loose, narrow)
             elif c.type == "double":
                 inexact = inexact | F.isnan(raw) | raw.isin(float("inf"), float("-inf"))
                 value = F.when(~inexact, raw)
@@ -378,6 +436,10 @@ def parse_records(
         .when(F.col("value").contains(_REPLACEMENT_CHAR), F.lit("not valid UTF-8 text"))
         .when(F.col(f"{_STRICT}.error").isNotNull(), F.col(f"{_STRICT}.error"))
         .when(not_json, F.lit(NOT_JSON))
+        .when(
+            _a_field_twice(contract),
+            F.concat(F.lit(DUPLICATE_FIELD), _named_twice("_keys"), F.lit(DUPLICATE_FIELD_TAIL)),
+        )
     )
     wrong_fields = F.array_compact(F.array(*problems))
     extra = F.array_except(F.col("_keys"), F.array(*[F.lit(n) for n in contract.column_names]))
@@ -430,6 +492,48 @@ def _read_type(column) -> T.DataType:
 def partition_date_from_path(path_column: str = "source_file") -> Column:
     """The logical date of a daily landing file, from its ``date=YYYY-MM-DD`` folder."""
     return F.to_date(F.regexp_extract(F.col(path_column), r"date=(\d{4}-\d{2}-\d{2})", 1))
+
+
+# a JSON number as RFC 8259 writes it: what a decimal given as a string must look like
+_JSON_NUMBER = "^-?(0|[1-9][0-9]*)([.][0-9]+)?([eE][+-]?[0-9]+)?$"
+
+
+def _loose_decimal_text(raw: Column, name: str) -> Column:
+    """True when a decimal column was given as a string that is not a plain number.
+
+    Spark's reader takes a decimal's text too, but drops every comma first (``"12,50"``,
+    a decimal comma, would be 1250.00) and reads a ``+`` sign and non-ASCII digits. Only the
+    lines where the field may be a string (its name, a colon, then a quote; or any ``\\u``
+    escape, which could spell the name) are parsed again for the field's text."""
+    maybe_text = F.col("value").rlike(f'"\\Q{name}\\E"\\s*:\\s*"') | (
+        F.instr(F.col("value"), "\\u") > 0
+    )
+    text = F.get_json_object(F.col("value"), f"$.{name}")
+    return F.coalesce(F.when(raw.isNotNull() & maybe_text, ~text.rlike(_JSON_NUMBER)), F.lit(False))
+
+
+def _finer_than_microseconds(raw: Column) -> Column:
+    """A timestamp text whose fraction has a non-zero digit after the sixth (only texts long
+    enough to hold one are matched: ``2026-11-20T10:00:00.1234567`` is 27 characters)."""
+    return F.coalesce(
+        F.when(F.length(raw) >= 27, raw.rlike("[.,][0-9]{6}[0-9]*[1-9]")), F.lit(False)
+    )
+
+
+def _a_field_twice(contract: Contract) -> Column:
+    """True when the line's object names a field more than once. A line with exactly as many
+    fields as the contract, each of them read with a value, cannot: the distinct names are
+    only counted for the others (counting them on every line cost ~9 % of the parse)."""
+    complete = F.size("_keys") == len(contract.columns)
+    for c in contract.columns:
+        complete = complete & F.col(f"_j.{c.name}").isNotNull()
+    return F.when(~complete, F.size("_keys") > F.size(F.array_distinct("_keys")))
+
+
+def _named_twice(keys: str) -> Column:
+    """The field names that appear more than once in ``keys``, comma separated."""
+    twice = F.filter(keys, lambda k: F.size(F.filter(keys, lambda other: other == k)) > 1)
+    return F.array_join(F.array_distinct(twice), ", ")
 
 
 def _is_nested_json(raw: Column, name: str) -> Column:

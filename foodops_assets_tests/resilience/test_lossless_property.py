@@ -11,7 +11,8 @@ example (the session's Spark, a fresh lake), then:
 - every generated record is at its (file, line) in silver or in the DLQ, never both, and
   nothing else is there (no record lost, none invented);
 - a valid order's values in silver equal what was landed (the price compared as a
-  ``Decimal``, never rounded);
+  ``Decimal``, never rounded; the order time to the microsecond; a city escaped as a
+  surrogate pair is its one character);
 - a rejected line's DLQ ``raw_record`` is its landed text (invalid UTF-8 decoded with
   replacement characters, as it is read), with ``parseable_record`` among its rules.
 
@@ -74,15 +75,33 @@ def price_text(draw, price: Decimal) -> str:
     return str(price)
 
 
+# a fraction of a second as landed, and the microseconds it is
+FRACTIONS = {"": 0, ".5": 500_000, ".123456": 123_456, ".123456000": 123_456, ".000001": 1}
+CITIES = ["Pune", "東京", "मुंबई", 'Pu"ne', "Pu\\ne", "}{", "1e1 Road", "Café \U0001f600"]
+
+
 @st.composite
 def valid_unit(draw, n: int) -> Unit:
     price = draw(PRICES)
     quantity = draw(st.integers(1, 2**31 - 1))
-    city = draw(st.sampled_from(["Pune", "東京", "मुंबई", 'Pu"ne', "Pu\\ne", "}{", "1e1 Road"]))
-    text = _dumps(_order(n, quantity=quantity, city=city, price=0), draw(st.booleans()))
+    # ensure_ascii spells 😀 as an escaped surrogate pair: one character, kept as such
+    city = draw(st.sampled_from(CITIES))
+    fraction = draw(st.sampled_from(sorted(FRACTIONS)))
+    at = dt.datetime(DAY.year, DAY.month, DAY.day, 12, n % 60, tzinfo=dt.UTC)
+    record = _order(n, quantity=quantity, city=city, price=0)
+    record["order_time"] = at.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+    text = _dumps(record, draw(st.booleans()))
     text = text.replace('"price": 0', f'"price": {draw(price_text(price))}', 1)
+    expected_at = at.replace(microsecond=FRACTIONS[fraction])
     return Unit(
-        text.encode(), {"order_id": f"o-{n}", "price": price, "quantity": quantity, "city": city}
+        text.encode(),
+        {
+            "order_id": f"o-{n}",
+            "price": price,
+            "quantity": quantity,
+            "city": city,
+            "order_time": expected_at,
+        },
     )
 
 
@@ -120,6 +139,12 @@ def _bad_texts(n: int) -> dict[str, str]:
         "price_too_big": good.replace('"price": 100.25', '"price": 123456789.25'),
         "int_overflow": good.replace('"quantity": 2', '"quantity": 2147483648'),
         "int_not_whole": good.replace('"quantity": 2', '"quantity": 25e-1'),
+        # values a reader would change without a word
+        "lone_surrogate": good.replace('"Pune"', '"Pu\\ud800ne"'),
+        "lone_low_surrogate": good.replace('"Pune"', '"\\ude00\\ud83d"'),
+        "field_twice": good.replace('"quantity": 2', '"quantity": 2, "quantity": 3'),
+        "ts_nanoseconds": good.replace(':00Z"', ':00.1234567Z"'),
+        "price_decimal_comma": good.replace('"price": 100.25', '"price": "100,25"'),
     }
 
 

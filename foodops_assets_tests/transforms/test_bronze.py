@@ -7,7 +7,7 @@ import pytest
 
 from foodops_assets.contracts import load_contract
 from foodops_assets.transforms.bronze import parse_records, partition_date_from_path, split_lines
-from foodops_assets_tests.factories import order
+from foodops_assets_tests.factories import RESTAURANTS, order
 
 PATH = "/landing/orders/date=2026-11-20/batch-0001.jsonl"
 NOW = dt.datetime(2026, 11, 21, 1, 0, tzinfo=dt.UTC)
@@ -291,6 +291,8 @@ def test_the_exact_check_gives_the_same_rows_in_the_driver_and_on_the_executors(
         good.replace('"city"', '"extra": {"a": 1}, "city"'),
         '{"order_id": "o-bad", "price": ',
         json.dumps(order(2)),
+        json.dumps(order(3, city="Pu\ud800ne")),  # a lone surrogate escape
+        json.dumps(order(4, city="\U0001f600")),  # a pair: one character
     ]
     content = "\n".join(lines) + "\n"
 
@@ -307,3 +309,129 @@ def test_the_exact_check_gives_the_same_rows_in_the_driver_and_on_the_executors(
     assert errors[4].startswith("wrong type: price") and errors[5].startswith("wrong type: price")
     assert errors[6] is None and in_driver[6]._extra_fields == ["extra"]
     assert errors[7] == "malformed: not a JSON object"
+    assert "lone UTF-16 surrogate escape (\\ud800)" in errors[9]
+    assert errors[10] is None and in_driver[10].city == "\U0001f600"
+
+
+# -- values that would change silently: a lone surrogate, a field named twice, precision -------
+
+
+@pytest.mark.parametrize(
+    "city, where",
+    [
+        ("Pu\ud800ne", "(\\ud800) in field 'city'"),  # a high half alone
+        ("\udfff", "(\\udfff) in field 'city'"),  # a low half alone
+        ("\ude00\ud83d", "(\\ude00) in field 'city'"),  # both halves, in the wrong order
+    ],
+)
+def test_a_lone_surrogate_escape_is_malformed_not_a_question_mark(spark, city, where):
+    # Spark's reader turns "\ud800" into "?": the value would change without a word
+    line = json.dumps(order(1, city=city))  # ensure_ascii: the escapes as landed
+    row = _one(spark, line)
+    assert row._parse_error.startswith(f"malformed: a lone UTF-16 surrogate escape {where}")
+    assert row._rescued_data == line and row.city is None
+
+
+def test_a_lone_surrogate_in_a_field_name_or_an_extra_field_is_malformed_too(spark):
+    for line in (
+        json.dumps({**order(1), "x\udc00": 1}),
+        json.dumps({**order(1), "notes": ["ok", {"a": "\ud83d"}]}),
+    ):
+        row = _one(spark, line)
+        assert "lone UTF-16 surrogate escape" in row._parse_error, line
+        assert row._rescued_data == line
+
+
+def test_an_escaped_surrogate_pair_is_its_one_character(spark):
+    for ascii_only in (True, False):
+        row = _one(spark, json.dumps(order(1, city="Pune \U0001f600"), ensure_ascii=ascii_only))
+        assert row._parse_error is None and row.city == "Pune \U0001f600"
+
+
+def test_a_field_named_twice_is_malformed(spark):
+    line = json.dumps(order(1)).replace(
+        '{"order_id": "o-1"', '{"order_id": "o-1", "order_id": "o-2"'
+    )
+    row = _one(spark, line)
+    assert row._parse_error == (
+        "malformed: a field appears more than once (order_id): which of its values counts is "
+        "undefined (RFC 8259); the line is kept whole"
+    )
+    assert row._rescued_data == line and row.order_id is None
+
+
+@pytest.mark.parametrize(
+    "text, kept",
+    [
+        ("2026-11-20T12:00:00.123456Z", dt.datetime(2026, 11, 20, 12, 0, 0, 123456)),
+        ("2026-11-20T12:00:00.123456000Z", dt.datetime(2026, 11, 20, 12, 0, 0, 123456)),
+        ("2026-11-20T12:00:00.1234567Z", None),  # not 12:00:00.123456
+        ("2026-11-20 12:00:00.000000001", None),
+    ],
+)
+def test_a_timestamp_finer_than_a_microsecond_is_rejected_not_truncated(spark, text, kept):
+    row = _one(spark, json.dumps(order(1, order_time=text)))
+    assert row.order_time == kept
+    if kept is None:
+        assert row._parse_error == (
+            "wrong type: order_time (does not fit timestamp exactly; never truncated)"
+        )
+    else:
+        assert row._parse_error is None
+
+
+@pytest.mark.parametrize(
+    "text, kept",
+    [
+        ("2024-01-01", dt.date(2024, 1, 1)),
+        ("2024-01-01T00:00:00Z", dt.date(2024, 1, 1)),
+        ("2024-01-01T10:30:00Z", None),  # not 2024-01-01
+        ("2024-01-01T00:00:00+05:30", None),  # 2023-12-31 18:30 UTC: neither day
+        ("2024-13-01", "bad"),
+    ],
+)
+def test_a_date_with_a_time_of_day_is_rejected_not_truncated(spark, text, kept):
+    line = json.dumps({**RESTAURANTS[0], "onboarded_date": text})
+    [row] = parse_records(
+        split_lines(_files(spark, line + "\n")), load_contract("restaurants")
+    ).collect()
+    if kept == "bad":
+        assert row._parse_error == "wrong type: onboarded_date" and row.onboarded_date is None
+    elif kept is None:
+        assert row.onboarded_date is None
+        assert row._parse_error == (
+            "wrong type: onboarded_date (does not fit date exactly; never truncated)"
+        )
+    else:
+        assert row.onboarded_date == kept and row._parse_error is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"12,50"',  # a decimal comma: Spark's reader alone makes it 1250.00
+        '"1,000.25"',  # a grouping comma
+        '"1,2,3"',
+        '"+12.5"',
+        '"\uff11\uff12.5"',  # fullwidth digits
+        '" 12.5"',
+    ],
+)
+def test_a_decimal_given_as_text_must_be_a_plain_number(spark, text):
+    for line in (
+        json.dumps(order(1)).replace('"price": 100.25', f'"price": {text}'),
+        # the field's name escaped: the same field, the same rule
+        json.dumps(order(1)).replace('"price": 100.25', f'"pr\\u0069ce": {text}'),
+    ):
+        row = _one(spark, line)
+        assert row.price is None, line
+        assert row._parse_error == "wrong type: price", line
+        assert row._rescued_data == line
+
+
+@pytest.mark.parametrize(
+    "text, kept", [('"12.50"', "12.50"), ('"1.25e1"', "12.50"), ('"-0.5"', "-0.50")]
+)
+def test_a_decimal_given_as_a_plain_number_text_is_kept(spark, text, kept):
+    row = _one(spark, json.dumps(order(1)).replace('"price": 100.25', f'"price": {text}'))
+    assert row._parse_error is None and row.price == Decimal(kept)
