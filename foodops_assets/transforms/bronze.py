@@ -165,7 +165,7 @@ def needs_strict_check(value: Column, contract: Contract) -> Column:
     pattern = f"(?s)\\}}.*[^ ]|[0-9](?:[eE]|[0-9]{{{run - 1}}})"
     # a third alternative in the expression cost ~8 % of the parse: a byte search for the
     # escape first, the expression only on the rare lines holding one
-    surrogate = (F.instr(value, "\\u") > 0) & value.rlike("\\\\u[dD][89a-fA-F]")
+    surrogate = value.contains("\\u") & value.rlike("\\\\u[dD][89a-fA-F]")
     return F.coalesce(value.rlike(pattern) | surrogate, F.lit(False))
 
 
@@ -519,9 +519,7 @@ def _loose_decimal_text(raw: Column, name: str) -> Column:
     a decimal comma, would be 1250.00) and reads a ``+`` sign and non-ASCII digits. Only the
     lines where the field may be a string (its name, a colon, then a quote; or any ``\\u``
     escape, which could spell the name) are parsed again for the field's text."""
-    maybe_text = F.col("value").rlike(f'"\\Q{name}\\E"\\s*:\\s*"') | (
-        F.instr(F.col("value"), "\\u") > 0
-    )
+    maybe_text = F.col("value").rlike(f'"\\Q{name}\\E"\\s*:\\s*"') | F.col("value").contains("\\u")
     text = F.get_json_object(F.col("value"), f"$.{name}")
     return F.coalesce(F.when(raw.isNotNull() & maybe_text, ~text.rlike(_JSON_NUMBER)), F.lit(False))
 
