@@ -533,11 +533,10 @@ def _timestamp(name: str) -> str:
 
 
 def _finer_than_microseconds(raw: Column) -> Column:
-    """A timestamp text whose fraction has a non-zero digit after the sixth (only texts long
-    enough to hold one are matched: ``2026-11-20T10:00:00.1234567`` is 27 characters)."""
-    return F.coalesce(
-        F.when(F.length(raw) >= 27, raw.rlike("[.,][0-9]{6}[0-9]*[1-9]")), F.lit(False)
-    )
+    """A timestamp text whose fraction has a non-zero digit after the sixth (Spark also reads
+    one-digit fields, ``2026-1-2 1:2:3.1234567``: no length tells; only texts with a ``.``
+    are matched)."""
+    return F.coalesce(F.when(raw.contains("."), raw.rlike("[.][0-9]{6}[0-9]*[1-9]")), F.lit(False))
 
 
 def _a_field_twice(contract: Contract) -> Column:

@@ -367,6 +367,7 @@ def test_a_field_named_twice_is_malformed(spark):
         ("2026-11-20T12:00:00.123456000Z", dt.datetime(2026, 11, 20, 12, 0, 0, 123456)),
         ("2026-11-20T12:00:00.1234567Z", None),  # not 12:00:00.123456
         ("2026-11-20 12:00:00.000000001", None),
+        ("2026-11-20 1:2:3.1234567", None),  # one-digit fields: Spark reads them too
     ],
 )
 def test_a_timestamp_finer_than_a_microsecond_is_rejected_not_truncated(spark, text, kept):
