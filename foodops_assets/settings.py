@@ -46,6 +46,7 @@ AUTOMATION_MODES = ("on", "off")
 ENV_SENSOR_INTERVAL = "FOODOPS_SENSOR_INTERVAL_SECONDS"
 ENV_ARRIVAL_INTERVAL = "FOODOPS_ARRIVAL_INTERVAL_SECONDS"
 ENV_LANDING_SETTLE = "FOODOPS_LANDING_SETTLE_SECONDS"
+ENV_ARRIVAL_WAIT = "FOODOPS_ARRIVAL_WAIT_SECONDS"
 ENV_DAILY_SCHEDULE_CRON = "FOODOPS_DAILY_SCHEDULE_CRON"
 ENV_ML_CRON = "FOODOPS_ML_CRON"
 ENV_ALERT_WEBHOOK_URL = "FOODOPS_ALERT_WEBHOOK_URL"  # a secret: read only through dg.EnvVar
@@ -100,6 +101,11 @@ class Settings:
     # sensors (a loop of 5 s). An interval of exactly 5 s made that every OTHER loop (a look
     # 4.99 s after the last tick skips it): ticks 10 s apart, measured
     arrival_interval_seconds: int = 1
+    # how long a daily file-arrival tick keeps looking (every 0.2 s) when nothing has landed
+    # yet: a file landing during the wait is requested as soon as it settles, not at the next
+    # look of the daemon (5 s later). Under 5 s so that the daemon's next look finds the tick
+    # done and starts another one; 0: a tick looks once
+    arrival_wait_seconds: float = 4.0
     # a landing file modified more recently than this is still being written; producers that
     # write <batch>.jsonl.tmp and rename it (the landing convention) are never read half-written
     # whatever this is, so it only has to cover a producer writing a .jsonl in place
@@ -150,6 +156,7 @@ class Settings:
         _check_positive(ENV_SENSOR_INTERVAL, self.sensor_interval_seconds, minimum=1)
         _check_positive(ENV_ARRIVAL_INTERVAL, self.arrival_interval_seconds, minimum=1)
         _check_positive(ENV_LANDING_SETTLE, self.landing_settle_seconds, minimum=0)
+        _check_positive(ENV_ARRIVAL_WAIT, self.arrival_wait_seconds, minimum=0)
         _check_positive(ENV_RUN_TIMEOUT, self.run_timeout_seconds, minimum=1)
         _check_positive(ENV_RETRY_DELAY, self.retry_delay_seconds, minimum=0)
         _check_positive(ENV_AUTOMATION_LOOKBACK_DAYS, self.automation_lookback_days, minimum=1)
@@ -248,6 +255,7 @@ class Settings:
             sensor_interval_seconds=_number(env, ENV_SENSOR_INTERVAL, 30, int),
             arrival_interval_seconds=_number(env, ENV_ARRIVAL_INTERVAL, 1, int),
             landing_settle_seconds=_number(env, ENV_LANDING_SETTLE, 1.0, float),
+            arrival_wait_seconds=_number(env, ENV_ARRIVAL_WAIT, 4.0, float),
             daily_schedule_cron=env.get(ENV_DAILY_SCHEDULE_CRON) or "0 2 * * *",
             ml_cron=env.get(ENV_ML_CRON) or "0 5 * * *",
             alert_webhook_configured=bool(env.get(ENV_ALERT_WEBHOOK_URL)),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 
 import dagster as dg
 
@@ -57,6 +58,9 @@ HISTORY_OF = {
     tables.RESTAURANTS.name: tables.RESTAURANTS_HISTORY.name,
     tables.DISHES.name: tables.DISHES_HISTORY.name,
 }
+# a waiting daily tick (Settings.arrival_wait_seconds) lists the changed date directories this
+# often: ~1 ms a look (a stat of the source directory and of each date directory)
+LOOK_EVERY_SECONDS = 0.2
 TRIGGER_TAG = "foodops/trigger"
 SOURCE_TAG = "foodops/source"
 
@@ -129,23 +133,35 @@ def _daily_sensor(
         now = dt.datetime.now(dt.UTC)
         keys = partitions_def.get_partition_keys(current_time=now)
         first, last = (keys[0], keys[-1]) if keys else ("", "")
-        scan = scan_daily(
-            source,
-            _source_dir(settings, source),
-            load_cursor(context.cursor),
-            settle_seconds=settings.landing_settle_seconds,
-            is_partition=lambda key: bool(keys) and first <= key <= last,
-            landing_root=settings.landing_root,
-        )
+        source_dir = _source_dir(settings, source)
+        deadline = time.monotonic() + settings.arrival_wait_seconds
+        cursor = load_cursor(context.cursor)
+        while True:
+            fresh = not cursor
+            scan = scan_daily(
+                source,
+                source_dir,
+                cursor,
+                settle_seconds=settings.landing_settle_seconds,
+                is_partition=lambda key: bool(keys) and first <= key <= last,
+                landing_root=settings.landing_root,
+            )
+            arrivals = scan.arrivals
+            if fresh:
+                # a fresh cursor (a new deployment, a reset): do not reload what bronze holds
+                arrivals = [a for a in arrivals if not _partition_loaded(context, asset, a)]
+            cursor = scan.cursor
+            left = deadline - time.monotonic()
+            if arrivals or left <= 0:
+                break
+            # nothing to request yet: look again shortly, or the moment a file that is still
+            # being written has settled, within this tick
+            time.sleep(min(left, _next_look(scan, settings.landing_settle_seconds)))
         _log_refused(context, scan)
         if scan.unsettled:
             context.log.info(f"still being written, picked up later: {scan.unsettled[:10]}")
         if scan.skipped:
             context.log.info(f"not (yet) a partition, skipped: {scan.skipped[:10]}")
-        arrivals = scan.arrivals
-        if not context.cursor:
-            # a fresh cursor (a new deployment, a reset): do not reload what bronze holds
-            arrivals = [a for a in arrivals if not _partition_loaded(context, asset, a)]
         with_gold = selection
         if arrivals and gold and all(_loaded(context, n) for n in GOLD_READS.get(source, ())):
             with_gold = selection + gold
@@ -165,10 +181,18 @@ def _daily_sensor(
                 )
                 for arrival in arrivals
             ],
-            cursor=dump_cursor(scan.cursor),
+            cursor=dump_cursor(cursor),
         )
 
     return _sensor
+
+
+def _next_look(scan, settle_seconds: float) -> float:
+    """Seconds until a waiting tick looks again: when the first file still being written has
+    settled (its last write ``settle_seconds`` ago), and at most :data:`LOOK_EVERY_SECONDS`."""
+    if scan.unsettled_until:
+        return max(0.01, min(LOOK_EVERY_SECONDS, min(scan.unsettled_until) - time.time() + 0.01))
+    return LOOK_EVERY_SECONDS
 
 
 def _snapshot_sensor(source: str, asset: str, settings: Settings) -> dg.SensorDefinition:

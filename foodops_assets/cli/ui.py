@@ -18,6 +18,10 @@ import time
 from pathlib import Path
 
 STOP_GRACE_SECONDS = 30.0
+# threads of each code server's gRPC pool (Dagster's default: cores + 4, so 6 here): the three
+# daily file-arrival sensors each hold one for most of every sensor-daemon look
+# (FOODOPS_ARRIVAL_WAIT_SECONDS), and UI queries, run launches and the other sensors need theirs
+CODE_SERVER_THREADS = "16"
 
 
 def _default_signals() -> None:
@@ -47,6 +51,8 @@ def serve(
     """Run ``dagster dev`` (with ``env``, default this process's) until it exits or
     SIGINT/SIGTERM arrives; return its exit code."""
     dagster = Path(sys.executable).parent / "dagster"
+    env = dict(os.environ if env is None else env)
+    env.setdefault("DAGSTER_GRPC_MAX_WORKERS", CODE_SERVER_THREADS)
     proc = subprocess.Popen(
         [str(dagster), "dev", "-w", workspace, "-h", host, "-p", str(port)],
         env=env,

@@ -66,6 +66,8 @@ class ScanResult:
     cursor: dict = field(default_factory=dict)
     directories_listed: int = 0  # how many date directories were opened
     unsettled: list[str] = field(default_factory=list)  # files still being written
+    # when each of them will have settled (epoch seconds), if nothing writes to it again
+    unsettled_until: list[float] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # date directories that are not partitions
     # entries resolving outside the landing root, with the reason: never followed
     refused: list[str] = field(default_factory=list)
@@ -98,8 +100,9 @@ def _complete_files(
     now: float,
     root: str | None = None,
     refused: list[str] | None = None,
-) -> tuple[list[tuple[str, int, int]], list[str]]:
-    """(complete settled files as (name, size, mtime_ns), unsettled names) of a directory;
+) -> tuple[list[tuple[str, int, int]], list[tuple[str, float]]]:
+    """(complete settled files as (name, size, mtime_ns), unsettled files as (name, settled
+    at)) of a directory;
     with ``root``, a file resolving outside it is appended to ``refused`` instead."""
     complete, unsettled = [], []
     with os.scandir(directory) as entries:
@@ -117,7 +120,7 @@ def _complete_files(
             except FileNotFoundError:  # renamed away while we looked
                 continue
             if now - st.st_mtime < settle_seconds:
-                unsettled.append(entry.name)
+                unsettled.append((entry.name, st.st_mtime + settle_seconds))
             else:
                 complete.append((entry.name, st.st_size, st.st_mtime_ns))
     return complete, unsettled
@@ -177,7 +180,8 @@ def scan_daily(
             entry.path, settle_seconds, now, landing_root, result.refused
         )
         if unsettled:
-            result.unsettled.extend(f"{entry.name}/{n}" for n in unsettled)
+            result.unsettled.extend(f"{entry.name}/{n}" for n, _ in unsettled)
+            result.unsettled_until.extend(t for _, t in unsettled)
         digest = _digest([(name, size) for name, size, _ in files])
         if files and (not seen or seen[1] != digest):
             result.arrivals.append(
@@ -224,7 +228,8 @@ def scan_snapshot(
     except FileNotFoundError:
         return result
     result.directories_listed = 1
-    result.unsettled = list(unsettled)
+    result.unsettled = [n for n, _ in unsettled]
+    result.unsettled_until = [t for _, t in unsettled]
     if not files:
         return result
     name, size, mtime_ns = max(files)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import threading
 import time
 
 import dagster as dg
@@ -19,7 +20,9 @@ D = dt.date(2026, 11, 20)
 
 @pytest.fixture
 def defs(lake):
-    return build_definitions(dataclasses.replace(lake.settings, landing_settle_seconds=0))
+    # a tick looks once (the wait for a file landing during the tick is tested on its own)
+    settings = dataclasses.replace(lake.settings, landing_settle_seconds=0, arrival_wait_seconds=0)
+    return build_definitions(settings)
 
 
 def tick(defs, source, cursor=None, instance=None):
@@ -243,3 +246,46 @@ def test_a_symlink_out_of_the_landing_zone_requests_nothing(lake, defs, tmp_path
     age(day_dir / "batch-0001.jsonl")
     requests, _ = tick(defs, "orders", cursor)
     assert partitions(requests) == [D.isoformat()]
+
+
+def _land_later(lake, delay, name, lines, aged=True):
+    def land():
+        time.sleep(delay)
+        path = lake.land("orders", D, name, lines)
+        if aged:
+            age(path)
+
+    thread = threading.Thread(target=land)
+    thread.start()
+    return thread
+
+
+def test_a_file_landing_while_a_tick_waits_is_requested_by_that_tick(lake):
+    """Dagster's sensor daemon looks at its sensors every 5 s; a daily tick that finds nothing
+    keeps looking for up to FOODOPS_ARRIVAL_WAIT_SECONDS, so a file landing meanwhile is
+    requested by this tick, not the daemon's next look."""
+    waiting = build_definitions(
+        dataclasses.replace(lake.settings, landing_settle_seconds=0, arrival_wait_seconds=30)
+    )
+    quiet = build_definitions(
+        dataclasses.replace(lake.settings, landing_settle_seconds=0, arrival_wait_seconds=0)
+    )
+    assert tick(quiet, "orders")[0] == []  # nothing landed yet
+    landing = _land_later(lake, 0.5, "batch-1.jsonl", ['{"order_id": "o-1"}'])
+    requests, cursor = tick(waiting, "orders")
+    landing.join()
+    assert partitions(requests) == [D.isoformat()]
+    # the same file is not requested again by the next tick
+    assert tick(quiet, "orders", cursor)[0] == []
+
+
+def test_a_waiting_tick_requests_a_file_still_being_written_once_it_has_settled(lake):
+    waiting = build_definitions(
+        dataclasses.replace(lake.settings, landing_settle_seconds=1.0, arrival_wait_seconds=30)
+    )
+    # written in place (no rename): modified just now, so not read until it has settled
+    lake.land("orders", D, "batch-1.jsonl", ['{"order_id": "o-1"}'])
+    [request], cursor = tick(waiting, "orders")
+    assert request.partition_key == D.isoformat()
+    path = lake.landing / "orders" / f"date={D.isoformat()}" / "batch-1.jsonl"
+    assert time.time() - path.stat().st_mtime >= 1.0  # requested only once it had settled
