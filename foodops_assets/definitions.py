@@ -142,9 +142,7 @@ def build_definitions(
         resources={
             "webhook": webhook_resource(settings),
             **_pipes_resources(settings),
-            "spark": SparkResource(
-                remote=settings.spark_remote, driver_memory=settings.spark_driver_memory
-            ),
+            "spark": SparkResource.from_settings(settings),
             "lakehouse": LakehouseResource(
                 landing_root=settings.landing_root,
                 lake_root=settings.lake_root,

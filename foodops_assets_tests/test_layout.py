@@ -157,14 +157,32 @@ def _dagster_internals(sources: dict[str, str]) -> list[str]:
     )
 
 
+# The one exception, with its reason: the warm run worker executes an existing run the way
+# Dagster's own run worker does (``dagster api execute_run``), and no public API does that.
+# The lines are listed exactly, so that any other internal is still caught.
+_ALLOWED_INTERNALS = {
+    "foodops_assets/automation/warm_runs.py": (
+        "from dagster._grpc.impl import core_execute_run",
+        "from dagster._utils.hosted_user_process import recon_job_from_origin",
+    ),
+}
+
+
 def test_the_package_uses_only_dagsters_public_api():
     sources = {
         str(path.relative_to(PACKAGE.parent)): path.read_text(encoding="utf-8")
         for path in PACKAGE.rglob("*.py")
     }
     assert len(sources) > 50
-    found = _dagster_internals(sources)
+    allowed = {(f, line) for f, lines in _ALLOWED_INTERNALS.items() for line in lines}
+    found = [
+        hit
+        for hit in _dagster_internals(sources)
+        if (hit.split(":")[0], hit.split(": ", 1)[1]) not in allowed
+    ]
     assert not found, "Dagster internals used in the package:\n" + "\n".join(found)
+    for name, line in allowed:  # an exception that is no longer needed is removed
+        assert line in sources[name], f"{name} no longer uses {line}: drop the exception"
 
 
 def test_the_internals_grep_sees_each_way_in():

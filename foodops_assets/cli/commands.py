@@ -5,7 +5,8 @@ foodops summary                      tables, DLQ by rule, latest check results
 foodops late-data --source S --date D  what to re-materialise after a late file
 foodops rerun RUN_ID                 re-execute a failed run from failure
 foodops dlq export --source S --date D --out FILE   DLQ rows as an editable corrections file
-foodops ui [-w workspace.yaml] [-h 127.0.0.1] [-p 3000] [--warm-spark]   dagster dev, stopped cleanly on Ctrl-C
+foodops ui [-w workspace.yaml] [-h 127.0.0.1] [-p 3000] [--warm-spark] [--no-warm-runs]
+                                                 dagster dev, stopped cleanly on Ctrl-C
 """
 
 from __future__ import annotations
@@ -161,9 +162,19 @@ def rerun(run_id: str) -> None:
     help="Start a local Spark Connect server with the UI and run every launched run on it "
     "(no JVM start per run); stopped with the UI. Ignored when FOODOPS_SPARK_REMOTE is set.",
 )
-def ui(workspace: str, host: str, port: int, warm_spark: bool) -> None:
+@click.option(
+    "--warm-runs/--no-warm-runs",
+    default=True,
+    show_default=True,
+    help="Start a warm run worker with the UI (needs DAGSTER_HOME): launched runs start as a "
+    "fork of a process that has already loaded the code location, not a new process each.",
+)
+def ui(workspace: str, host: str, port: int, warm_spark: bool, warm_runs: bool) -> None:
     """The Dagster UI (dagster dev: webserver + daemon). Prints its URL; Ctrl-C (SIGINT) or
     SIGTERM stops the whole process tree (webserver, daemon, code servers, run workers)."""
+    import contextlib
+    from pathlib import Path
+
     from .ui import serve
 
     echo = lambda m: click.echo(m)  # noqa: E731
@@ -171,20 +182,28 @@ def ui(workspace: str, host: str, port: int, warm_spark: bool) -> None:
         settings = Settings.from_env()
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    if not warm_spark or settings.spark_remote:
-        sys.exit(serve(workspace, host, port, echo=echo))
-
-    from pathlib import Path
-
-    from ..lakehouse.connect_server import local_connect_server
-
     home = os.environ.get("DAGSTER_HOME")
-    log = Path(home or ".foodops") / "spark-connect.log"
-    echo(f"starting a warm Spark (Spark Connect server, log {log}) ...")
+    env = dict(os.environ)
     try:
-        with local_connect_server(log, driver_memory=settings.spark_driver_memory) as url:
-            echo(f"warm Spark on {url}: runs attach to it (FOODOPS_SPARK_REMOTE)")
-            env = {**os.environ, ENV_SPARK_REMOTE: url}
+        with contextlib.ExitStack() as stack:
+            if warm_spark and not settings.spark_remote:
+                from ..lakehouse.connect_server import local_connect_server
+
+                log = Path(home or ".foodops") / "spark-connect.log"
+                echo(f"starting a warm Spark (Spark Connect server, log {log}) ...")
+                url = stack.enter_context(
+                    local_connect_server(log, driver_memory=settings.spark_driver_memory)
+                )
+                echo(f"warm Spark on {url}: runs attach to it (FOODOPS_SPARK_REMOTE)")
+                env[ENV_SPARK_REMOTE] = url
+            if warm_runs and home:
+                from ..automation.warm_runs import warm_run_worker
+
+                log = Path(home) / "warm-runs.log"
+                stack.enter_context(warm_run_worker(home, env, log))
+                echo(f"warm run worker: runs start as forks of a loaded process (log {log})")
+            elif warm_runs:
+                echo("DAGSTER_HOME is not set: each run starts in a new process")
             code = serve(workspace, host, port, echo=echo, env=env)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None

@@ -16,6 +16,8 @@ from urllib.parse import urlparse
 from dagster_pyspark import LazyPySparkResource
 from pydantic import Field
 
+from ..settings import Settings
+
 # Tuned for a laptop or a CI box: no UI, few shuffle partitions (AQE coalesces
 # further), UTC everywhere so partition windows and timestamps agree.
 LOCAL_SPARK_CONF: dict[str, str] = {
@@ -58,6 +60,12 @@ class SparkResource(LazyPySparkResource):
     connect_timeout_seconds: float = Field(
         default=10.0, description="how long to wait for a Spark Connect server to answer"
     )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SparkResource:
+        """The session every run of the code location opens (definitions.py; the warm run
+        worker's standbys open the same one ahead of their run)."""
+        return cls(remote=settings.spark_remote, driver_memory=settings.spark_driver_memory)
 
     def effective_config(self) -> dict[str, Any]:
         if self.remote:

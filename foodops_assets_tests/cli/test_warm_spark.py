@@ -10,6 +10,7 @@ embedded run would collect them to Arrow), and stopping the UI stops the server.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import signal
 import time
@@ -18,6 +19,7 @@ import dagster as dg
 import pytest
 from deltalake import DeltaTable
 
+from foodops_assets.automation import warm_runs
 from foodops_assets.lakehouse.spark import SparkConnectUnreachable, _check_reachable
 from foodops_assets.lakehouse.tables import ORDERS_VALID
 from foodops_assets_tests.cli.test_ui_browser import foodops_ui
@@ -60,8 +62,20 @@ def test_runs_launched_by_the_ui_attach_to_the_warm_spark_and_it_stops_with_the_
             assert silver.metadata["delta_writer"].value == "spark_files"
             table = DeltaTable(str(lake.lake / ORDERS_VALID.path)).to_pyarrow_table()
             assert sorted(table.column("order_id").to_pylist()) == [f"o-{n}" for n in range(1, 9)]
+            # the run started in a standby of the warm run worker, which had opened its
+            # session on the warm Spark before the file landed (no process start, no session)
+            [record] = instance.fetch_materializations(
+                dg.AssetKey(ORDERS_VALID.name), limit=1
+            ).records
+            run = instance.get_run_by_id(record.run_id)
+            assert run.tags[warm_runs.WORKER_TAG] == warm_runs.WARM
+            started = [e.message for e in instance.all_logs(run.run_id) if e.message]
+            assert any("a standby of the warm run worker" in m for m in started), started
+            worker = warm_runs.socket_path(env["DAGSTER_HOME"])
+            assert os.path.exists(worker)
 
             ui.send_signal(signal.SIGTERM)
             assert ui.wait(timeout=120) == 0
         with pytest.raises(SparkConnectUnreachable):
             _check_reachable(url, 3)  # stopped with the UI
+        assert not os.path.exists(worker)  # and the warm run worker with it
