@@ -74,7 +74,8 @@ test: install dagster-home
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # foodops ui prints the URL and forwards Ctrl-C / SIGTERM to dagster dev's whole process tree
-# (UI_ARGS=--warm-spark: the runs attach to a Spark Connect server started with the UI)
+# (the runs attach to a Spark Connect server started with the UI; UI_ARGS=--no-warm-spark: each
+# run starts its own embedded Spark)
 UI_ARGS ?=
 ui: install dagster-home
 	@$(BIN)/foodops ui -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT) $(UI_ARGS)

@@ -17,9 +17,9 @@ For each file, from the rename until:
 The next file lands when the previous one is in gold (or after ``--timeout`` seconds).
 The implementations run one after the other (never beside each other on the cores):
 
-- FoodOps: ``foodops ui`` (webserver + daemon) on a fresh instance with the default settings,
-  and again with ``foodops ui --warm-spark`` (``foodops_warm``: the runs attach to a Spark
-  Connect server started with the UI instead of starting a JVM each)
+- FoodOps: ``foodops ui`` (webserver + daemon) on a fresh instance with the default settings
+  (``foodops``: a warm Spark Connect server and the warm run worker's standbys), and again
+  with ``foodops ui --no-warm-spark`` (``foodops_embedded``: each run starts its own JVM)
   (file-arrival sensor, declarative automation), after D was materialised with
   ``dagster asset materialize`` and the sensor's first look at D has finished;
 - the baseline: ``bench/realtime_streaming.py`` (Spark Structured Streaming, a 1 s trigger,
@@ -224,8 +224,8 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def run_foodops(args, work: Path, source: Path, day: dt.date, files, log: Path, warm=False):
-    name = "foodops_warm" if warm else "foodops"
+def run_foodops(args, work: Path, source: Path, day: dt.date, files, log: Path, warm=True):
+    name = "foodops" if warm else "foodops_embedded"
     root = work / name
     landing = root / "landing"
     shutil.copytree(source, landing)
@@ -235,7 +235,7 @@ def run_foodops(args, work: Path, source: Path, day: dt.date, files, log: Path, 
     with open(log, "ab") as out:
         ui = subprocess.Popen(
             [str(BIN / "foodops"), "ui", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", port]
-            + (["--warm-spark"] if warm else []),
+            + ([] if warm else ["--no-warm-spark"]),
             cwd=REPO,
             env=env,
             stdout=out,
@@ -325,7 +325,7 @@ def main() -> None:
         "--quiet", type=float, default=45.0, help="idle instance: no run for this long"
     )
     parser.add_argument("--port", type=int, default=3377)
-    parser.add_argument("--skip", default="", help="foodops,foodops_warm,streaming")
+    parser.add_argument("--skip", default="", help="foodops,foodops_embedded,streaming")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -342,7 +342,7 @@ def main() -> None:
         figures: dict[str, float | None] = {"day_orders": args.day_orders, "files": args.files}
         runs = {
             "foodops": run_foodops,
-            "foodops_warm": lambda *a: run_foodops(*a, warm=True),
+            "foodops_embedded": lambda *a: run_foodops(*a, warm=False),
             "streaming": run_streaming,
         }
         for name, run in runs.items():
@@ -350,7 +350,7 @@ def main() -> None:
                 figures.update(summary(name, *run(args, work, source, day, files, log)))
         for layer in ("silver", "gold"):
             theirs = figures.get(f"streaming_to_{layer}_p50_seconds")
-            for name in ("foodops", "foodops_warm"):
+            for name in ("foodops", "foodops_embedded"):
                 ours = figures.get(f"{name}_to_{layer}_p50_seconds")
                 if ours and theirs:
                     figures[f"{name}_to_{layer}_p50_ratio"] = ours / theirs

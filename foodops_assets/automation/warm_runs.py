@@ -7,7 +7,7 @@ pandera's first validation, all before the first row is read, paid by every run 
 file requests. ``foodops ui`` starts a *warm run worker* beside ``dagster dev``: it keeps
 :data:`STANDBYS` standby processes ready, each of which has imported Dagster and the
 definitions, opened the run's Spark session (the same settings the run's resource uses, so
-the run's ``getOrCreate`` returns it; a remote one only, with ``--warm-spark`` or a cluster:
+the run's ``getOrCreate`` returns it; a remote one only, foodops ui's warm Spark or a cluster:
 an embedded JVM per idle standby would cost more than it saves) and run pandera once, and
 then waits. The worker
 listens on a Unix socket; :class:`WarmRunLauncher`, the instance's run launcher
@@ -194,7 +194,7 @@ def _warm_up() -> None:
 
     settings = Settings.from_env()
     spark = SparkResource.from_settings(settings)
-    # a remote session only (Spark Connect: foodops ui --warm-spark, a cluster): an embedded
+    # a remote session only (Spark Connect: foodops ui's warm Spark, a cluster): an embedded
     # one would be a JVM per standby, idle
     if spark.is_remote:
         spark.spark_session.range(1).collect()

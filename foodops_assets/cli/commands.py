@@ -5,7 +5,7 @@ foodops summary                      tables, DLQ by rule, latest check results
 foodops late-data --source S --date D  what to re-materialise after a late file
 foodops rerun RUN_ID                 re-execute a failed run from failure
 foodops dlq export --source S --date D --out FILE   DLQ rows as an editable corrections file
-foodops ui [-w workspace.yaml] [-h 127.0.0.1] [-p 3000] [--warm-spark] [--no-warm-runs]
+foodops ui [-w workspace.yaml] [-h 127.0.0.1] [-p 3000] [--no-warm-spark] [--no-warm-runs]
                                                  dagster dev, stopped cleanly on Ctrl-C
 """
 
@@ -157,10 +157,11 @@ def rerun(run_id: str) -> None:
 @click.option("-p", "--port", default=3000, show_default=True, type=int)
 @click.option(
     "--warm-spark/--no-warm-spark",
-    default=False,
+    default=True,
     show_default=True,
     help="Start a local Spark Connect server with the UI and run every launched run on it "
-    "(no JVM start per run); stopped with the UI. Ignored when FOODOPS_SPARK_REMOTE is set.",
+    "(no JVM start per run); stopped with the UI. Ignored when FOODOPS_SPARK_REMOTE is set. "
+    "--no-warm-spark: each run starts an embedded Spark of its own.",
 )
 @click.option(
     "--warm-runs/--no-warm-runs",

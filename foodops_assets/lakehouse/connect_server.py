@@ -2,7 +2,7 @@
 
 Every run that ``dagster dev``'s daemon launches is a new process, and with embedded Spark
 each one starts its own JVM (~5 s) and warms it up (~2.5 s for the first job) before it
-reads a line. ``foodops ui --warm-spark`` starts one Spark Connect server beside the
+reads a line. ``foodops ui`` starts one Spark Connect server (unless ``--no-warm-spark``) beside the
 webserver and the daemon, and every run attaches to it (``FOODOPS_SPARK_REMOTE``: a client
 session in ~0.35 s); the server is stopped with them. The runs then write Delta the way
 they do on any remote Spark (``FOODOPS_DELTA_WRITER=auto``: the executors write the

@@ -238,12 +238,18 @@ def test_materialise_a_partition_from_the_ui_in_a_real_browser(lake, spark_resou
             run = instance.get_run_by_id(event.run_id)
             assert run.status == dg.DagsterRunStatus.SUCCESS
 
-        # Ctrl-C: the whole tree stops (webserver, daemon, code servers, run workers)
-        [dagster_dev] = _children(ui.pid)
+        # Ctrl-C: the whole tree stops (webserver, daemon, code servers, run workers, and the
+        # warm Spark and the warm run worker with its standbys, each in a group of its own)
+        groups = _children(ui.pid)
+        commands = {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in groups}
+        [dagster_dev] = [pid for pid, cmd in commands.items() if b"dev\0" in cmd]
+        assert any(b"warm_runs\0serve" in cmd for cmd in commands.values()), commands
+        assert any(b"SparkConnectServer" in cmd for cmd in commands.values()), commands
         assert len(_group_members(dagster_dev)) >= 3
         os.kill(ui.pid, signal.SIGINT)
         assert ui.wait(timeout=90) == 0
-        assert _group_members(dagster_dev) == []
+        for group in groups:
+            assert _group_members(group) == []
         assert "Dagster UI stopped" in log.read_text()
 
 

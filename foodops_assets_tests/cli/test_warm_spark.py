@@ -1,5 +1,5 @@
-"""``foodops ui --warm-spark``: one Spark Connect server for every launched run, stopped with
-the UI.
+"""``foodops ui`` (its default ``--warm-spark``): one Spark Connect server for every launched run,
+stopped with the UI.
 
 The real CLI, the real ``dagster dev`` with its daemon, the real Spark Connect server from the
 installed pyspark: a file lands, the orders sensor's run reaches silver on the warm Spark (its
