@@ -38,6 +38,7 @@ from ..transforms.silver import (
     DUPLICATE,
     SILVER,
     Validated,
+    counts,
     dlq_counts_by_rule,
     identity_sum,
     silver_schema,
@@ -342,13 +343,13 @@ def _fold_totals(step: Step, src: SilverSource, run: _Sorted, fold: SilverFold) 
     bronze = (
         log.rows if log is not None else lakehouse.read(session, src.bronze, step.where).count()
     )
-    silver_kept = lakehouse.read(session, src.silver, step.where).where(~fold.of_keys()).count()
-    dlq_kept = (
-        lakehouse.read(session, DEAD_LETTER_QUEUE, _dlq_where(step, src.contract))
-        .where(~fold.from_files())
-        .count()
+    silver_kept, dlq_kept, dlq_new = counts(
+        lakehouse.read(session, src.silver, step.where).where(~fold.of_keys()),
+        lakehouse.read(session, DEAD_LETTER_QUEUE, _dlq_where(step, src.contract)).where(
+            ~fold.from_files()
+        ),
+        run.rejected.where(fold.from_files()),
     )
-    dlq_new = run.rejected.where(fold.from_files()).count()
     silver = silver_kept + run.by_dest[SILVER].get(day, 0)
     dlq = dlq_kept + dlq_new
     return {

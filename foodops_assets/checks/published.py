@@ -16,7 +16,7 @@ import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..transforms.silver import identity_sum
+from ..transforms.silver import identity_sum, one_row
 from . import names
 
 
@@ -100,16 +100,18 @@ def published_consistency(
 def _matches_audit(silver: DataFrame, dlq: DataFrame, key: Sequence[str], audited: Audited) -> bool:
     """The published silver rows fingerprint as the audited ones, and silver + DLQ + the
     dropped duplicates as the audited bronze lines."""
-    s = silver.agg(
-        F.count(F.lit(1)).alias("rows"),
-        identity_sum().alias("lineage"),
-        identity_sum(*key).alias("keyed"),
-    ).first()
-    d = dlq.agg(F.count(F.lit(1)).alias("rows"), identity_sum().alias("lineage")).first()
-    published = Fingerprint(int(s["rows"]), int(s["lineage"] or 0), int(s["keyed"] or 0))
+    row = one_row(
+        silver.agg(
+            F.count(F.lit(1)).alias("rows"),
+            identity_sum().alias("lineage"),
+            identity_sum(*key).alias("keyed"),
+        ),
+        dlq.agg(F.count(F.lit(1)).alias("dlq_rows"), identity_sum().alias("dlq_lineage")),
+    )
+    published = Fingerprint(int(row["rows"]), int(row["lineage"] or 0), int(row["keyed"] or 0))
     placed = (
-        published.rows + int(d["rows"]) + audited.duplicates.rows,
-        published.lineage + int(d["lineage"] or 0) + audited.duplicates.lineage,
+        published.rows + int(row["dlq_rows"]) + audited.duplicates.rows,
+        published.lineage + int(row["dlq_lineage"] or 0) + audited.duplicates.lineage,
     )
     return published == audited.silver and placed == (audited.bronze.rows, audited.bronze.lineage)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, Row, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -118,6 +118,22 @@ def identity_sum(*columns: str) -> Column:
     Two different sets of rows have the same fingerprint with probability ~2^-64, whatever
     their size; computing it is one pass, with no shuffle of the rows."""
     return F.sum(F.xxhash64("source_file", "source_line", *columns).cast("decimal(20,0)"))
+
+
+def one_row(*aggregates: DataFrame) -> Row:
+    """The single rows of several aggregations (each a DataFrame of one row, distinct column
+    names) as one row, computed in one Spark job: on a remote Spark, one round trip instead of
+    one per aggregation."""
+    joined = aggregates[0]
+    for other in aggregates[1:]:
+        joined = joined.crossJoin(other)
+    return joined.first()
+
+
+def counts(*frames: DataFrame) -> list[int]:
+    """The row count of each of ``frames``, in one Spark job (:func:`one_row`)."""
+    row = one_row(*(f.agg(F.count(F.lit(1)).alias(f"_n{i}")) for i, f in enumerate(frames)))
+    return [int(row[f"_n{i}"]) for i in range(len(frames))]
 
 
 def failed_rules_column(
