@@ -148,3 +148,24 @@ def test_without_a_worker_the_launcher_launches_the_default_way(tmp_path):
         with pytest.raises(dg.DagsterInvariantViolationError, match="requires a workspace"):
             instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
         assert warm_runs.WORKER_TAG not in instance.get_run_by_id(run.run_id).tags
+
+
+def test_standbys_are_replaced_when_the_code_changes_on_disk(home, monkeypatch):
+    """A standby holds the code as it was when it started: after an edit, the next run must
+    not get it."""
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    worker = warm_runs.Worker(str(home / "unused.sock"))
+    try:
+        worker.tend()
+        old = [proc for proc, _ in worker.standbys]
+        assert len(old) == warm_runs.STANDBYS
+        worker.tend()
+        assert [proc for proc, _ in worker.standbys] == old  # nothing changed: kept
+        worker.fingerprint = "the code as it was"  # what an edit of a .py file looks like
+        worker.tend()
+        new = [proc for proc, _ in worker.standbys]
+        assert len(new) == warm_runs.STANDBYS and not set(new) & set(old)
+        # the old ones were given no run: they exit cleanly
+        assert [proc.wait(timeout=60) for proc in old] == [0] * len(old)
+    finally:
+        worker.stop(grace=30)
