@@ -112,6 +112,8 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
                     return
                 why = reply.get("error", "it declined")
             except (OSError, ValueError) as exc:
+                if self._worker_has(path, run.run_id):  # the reply was lost, not the launch
+                    return
                 why = f"it did not answer ({exc})"
             self._instance.add_run_tags(run.run_id, {WORKER_TAG: "code_server"})
             self._instance.report_engine_event(
@@ -121,6 +123,14 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
                 cls=self.__class__,
             )
         super().launch_run(context)
+
+    @staticmethod
+    def _worker_has(path: str, run_id: str) -> bool:
+        """The worker started a process for the run (never launch a run twice)."""
+        try:
+            return ask(path, {"op": "status", "run_id": run_id}).get("state") != "unknown"
+        except (OSError, ValueError):
+            return False
 
     def terminate(self, run_id: str) -> bool:
         run = self._instance.get_run_by_id(run_id)
