@@ -156,7 +156,7 @@ def _daily_sensor(
                 break
             # nothing to request yet: look again shortly, or the moment a file that is still
             # being written has settled, within this tick
-            time.sleep(min(left, _next_look(scan, settings.landing_settle_seconds)))
+            time.sleep(min(left, _next_look(scan)))
         _log_refused(context, scan)
         if scan.unsettled:
             context.log.info(f"still being written, picked up later: {scan.unsettled[:10]}")
@@ -187,9 +187,9 @@ def _daily_sensor(
     return _sensor
 
 
-def _next_look(scan, settle_seconds: float) -> float:
+def _next_look(scan) -> float:
     """Seconds until a waiting tick looks again: when the first file still being written has
-    settled (its last write ``settle_seconds`` ago), and at most :data:`LOOK_EVERY_SECONDS`."""
+    settled, and at most :data:`LOOK_EVERY_SECONDS`."""
     if scan.unsettled_until:
         return max(0.01, min(LOOK_EVERY_SECONDS, min(scan.unsettled_until) - time.time() + 0.01))
     return LOOK_EVERY_SECONDS
