@@ -295,8 +295,7 @@ class Worker:
     """The worker's state: standbys, the processes of runs in progress by run id, and how
     the finished ones ended."""
 
-    def __init__(self, path: str, standbys: int = STANDBYS):
-        self.path = path
+    def __init__(self, standbys: int = STANDBYS):
         self.size = standbys
         self.fingerprint = code_fingerprint()
         self.standbys: list[tuple[subprocess.Popen, float]] = []  # (process, started)
@@ -327,10 +326,11 @@ class Worker:
         while len(self.exited) > 1000:
             self.exited.pop(next(iter(self.exited)))
         now = time.monotonic()
-        stale = code_fingerprint() != self.fingerprint
+        fingerprint = code_fingerprint()
+        stale = fingerprint != self.fingerprint
         if stale:
             print("the code changed on disk: the standbys are replaced", flush=True)
-            self.fingerprint = code_fingerprint()
+            self.fingerprint = fingerprint
         keep = []
         for proc, started in self.standbys:
             if proc.poll() is not None:
@@ -411,7 +411,7 @@ class Worker:
 def serve(path: str) -> None:
     """The worker's loop: keep the standbys, listen on ``path``, hand each launched run to a
     standby; on SIGTERM/SIGINT, interrupt the runs in progress and stop."""
-    worker = Worker(path)
+    worker = Worker()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -154,7 +154,7 @@ def test_standbys_are_replaced_when_the_code_changes_on_disk(home, monkeypatch):
     """A standby holds the code as it was when it started: after an edit, the next run must
     not get it."""
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    worker = warm_runs.Worker(str(home / "unused.sock"))
+    worker = warm_runs.Worker()
     try:
         worker.tend()
         old = [proc for proc, _ in worker.standbys]
