@@ -167,8 +167,8 @@ def rerun(run_id: str) -> None:
     "--warm-runs/--no-warm-runs",
     default=True,
     show_default=True,
-    help="Start a warm run worker with the UI (needs DAGSTER_HOME): launched runs start as a "
-    "fork of a process that has already loaded the code location, not a new process each.",
+    help="Start a warm run worker with the UI (needs DAGSTER_HOME): each launched run starts in "
+    "a standby process that has already loaded the code location and opened its Spark session.",
 )
 def ui(workspace: str, host: str, port: int, warm_spark: bool, warm_runs: bool) -> None:
     """The Dagster UI (dagster dev: webserver + daemon). Prints its URL; Ctrl-C (SIGINT) or
@@ -202,7 +202,7 @@ def ui(workspace: str, host: str, port: int, warm_spark: bool, warm_runs: bool) 
 
                 log = Path(home) / "warm-runs.log"
                 stack.enter_context(warm_run_worker(home, env, log))
-                echo(f"warm run worker: runs start as forks of a loaded process (log {log})")
+                echo(f"warm run worker: runs start in warm standby processes (log {log})")
             elif warm_runs:
                 echo("DAGSTER_HOME is not set: each run starts in a new process")
             code = serve(workspace, host, port, echo=echo, env=env)
